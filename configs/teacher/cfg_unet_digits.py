@@ -1,0 +1,7 @@
+# The digits CFG teacher: python tools/train.py configs/teacher/cfg_unet_digits.py
+_base_ = [
+    '../_base_/datasets/digits.py',
+    '../_base_/models/cfg_unet_digits.py',
+    '../_base_/schedules/teacher_3k.py',
+    '../_base_/default_runtime.py',
+]

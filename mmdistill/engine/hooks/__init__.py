@@ -1,0 +1,3 @@
+from .checkpoint_state import PortableCheckpointHook, from_plain, to_plain
+
+__all__ = ['PortableCheckpointHook', 'from_plain', 'to_plain']

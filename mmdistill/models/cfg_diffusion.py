@@ -1,0 +1,168 @@
+"""The classifier-free-guided diffusion model (the teacher)."""
+import copy
+
+import torch
+from mmengine.model import BaseModel
+
+from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule,
+                                 cfg_combine, to_x)
+from mmdistill.registry import MODELS
+from .sampling import GuidedSamplingMixin
+
+
+def build_preprocessor(cfg):
+    """Build a data preprocessor from this package's registry (mmengine's
+    BaseModel would look in its root registry only)."""
+    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+class EMAMixin:
+    """Exponential moving average of ``self.net`` kept in ``self.net_ema``:
+
+        theta_ema <- d * theta_ema + (1 - d) * theta   (after each update)
+    """
+
+    def _init_ema(self, ema):
+        self.ema_cfg = {**dict(decay=0.999, start_iter=0), **(ema or {})}
+        self.ema_enabled = ema is not None
+        self.net_ema = copy.deepcopy(self.net).requires_grad_(False) \
+            if self.ema_enabled else None
+        self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update_ema(self):
+        self.num_updates += 1
+        if not self.ema_enabled:
+            return
+        d = self.ema_cfg['decay'] if int(
+            self.num_updates) > self.ema_cfg['start_iter'] else 0.0
+        for pe, p in zip(self.net_ema.parameters(), self.net.parameters()):
+            pe.lerp_(p.detach(), 1 - d)
+        for be, b in zip(self.net_ema.buffers(), self.net.buffers()):
+            be.copy_(b)
+
+    def pick_net(self, sample_model='ema'):
+        if sample_model not in ('ema', 'orig'):
+            raise ValueError(f"sample_model must be 'ema' or 'orig', got "
+                             f'{sample_model!r}')
+        if sample_model == 'ema' and self.net_ema is not None:
+            return self.net_ema
+        return self.net
+
+    def ddp_ignored_names(self):
+        """EMA weights are updated identically on every rank from the
+        synchronised weights: DDP need not broadcast them."""
+        if self.net_ema is None:
+            return []
+        return [f'net_ema.{n}' for n, _ in self.net_ema.named_parameters()] \
+            + [f'net_ema.{n}' for n, _ in self.net_ema.named_buffers()]
+
+    def after_train_update(self):
+        """Called by ``train_step`` (and the DDP wrapper) after each optimizer
+        step."""
+        self.update_ema()
+
+    def train_step(self, data, optim_wrapper):
+        log_vars = super().train_step(data, optim_wrapper)
+        self.after_train_update()
+        return log_vars
+
+
+@MODELS.register_module()
+class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
+    """A class-conditional diffusion model trained for classifier-free
+    guidance (Ho & Salimans): the condition is dropped to the null class
+    with probability ``p_uncond``, so one network gives x_c and x_u.
+
+    Training loss: omega(lambda_t) ||x_hat(z_t) - x||^2 with
+    t ~ U(0, 1), z_t = alpha_t x + sigma_t eps, computed in the network's
+    parameterisation.
+
+    Args:
+        denoiser (dict): network config (denoiser interface
+            ``net(z, t, y, w=None)``).
+        num_classes (int): real classes; label ``num_classes`` is null.
+        image_shape (tuple): (C, H, W) of samples.
+        schedule (dict): noise schedule, e.g. ``dict(type='cosine')``.
+        prediction_type (str): 'v' (default), 'eps' or 'x'.
+        loss (dict): loss config (``GuidedOutputL2Loss``).
+        p_uncond (float): condition dropout probability.
+        ema (dict | None): ``dict(decay=0.999, start_iter=0)``; None: no EMA.
+        default_sample (dict): defaults of :meth:`sample`.
+    """
+
+    def __init__(self, denoiser, num_classes, image_shape,
+                 schedule=dict(type='cosine'), prediction_type='v',
+                 loss=dict(type='GuidedOutputL2Loss', weighting='v_mse'),
+                 p_uncond=0.1, ema=dict(decay=0.999),
+                 default_sample=dict(steps=64, guidance=2.0, sampler='ddim'),
+                 t_min=1e-4, data_preprocessor=dict(
+                     type='DiffusionDataPreprocessor'), init_cfg=None):
+        super().__init__(data_preprocessor=build_preprocessor(
+            data_preprocessor), init_cfg=init_cfg)
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f'prediction_type must be one of '
+                             f'{PREDICTION_TYPES}, got {prediction_type!r}')
+        if not 0 <= p_uncond <= 1:
+            raise ValueError(f'p_uncond must be in [0, 1], got {p_uncond}')
+        self.net = MODELS.build(denoiser)
+        self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
+        self.schedule = build_schedule(schedule)
+        self.prediction_type = prediction_type
+        self.loss_fn = MODELS.build(loss)
+        self.p_uncond, self.t_min = p_uncond, t_min
+        self.default_sample = dict(default_sample)
+        self._init_ema(ema)
+
+    # -- the math of one training example ---------------------------------
+    def x_hat(self, net, z, t, y, w=None):
+        """x_hat = to_x(net(z, t, y, w)) in the model's parameterisation."""
+        out = net(z, t, y) if w is None else net(z, t, y, w)
+        return to_x(out, z, *self.schedule.alpha_sigma(t),
+                    self.prediction_type)
+
+    def guided_x_fn(self, labels, w, sample_model='ema', net=None):
+        """x_fn(z, t) = (1 + w) x_hat(z, t, y) - w x_hat(z, t, null), with the
+        conditional and unconditional branch in one batched call."""
+        net = net if net is not None else self.pick_net(sample_model)
+        null = torch.full_like(labels, self.num_classes)
+
+        def x_fn(z, t):
+            if not bool((w != 0).any()):
+                return self.x_hat(net, z, t, labels)
+            x2 = self.x_hat(net, torch.cat([z, z]), torch.cat([t, t]),
+                            torch.cat([labels, null]))
+            x_c, x_u = x2.chunk(2)
+            return cfg_combine(x_c, x_u, w)
+
+        return x_fn
+
+    def loss(self, x, y):
+        b = x.shape[0]
+        t = torch.rand(b, device=x.device) * (1 - self.t_min) + self.t_min
+        eps = torch.randn_like(x)
+        alpha, sigma = self.schedule.alpha_sigma(t)
+        z = alpha.view(-1, 1, 1, 1) * x + sigma.view(-1, 1, 1, 1) * eps
+        drop = torch.rand(b, device=x.device) < self.p_uncond
+        y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        out = self.net(z, t, y)
+        # the target in the network's own parameterisation, computed exactly
+        if self.prediction_type == 'eps':
+            target = eps
+        elif self.prediction_type == 'v':
+            target = alpha.view(-1, 1, 1, 1) * eps - sigma.view(-1, 1, 1,
+                                                                  1) * x
+        else:
+            target = x
+        return dict(loss=self.loss_fn(out, target, alpha, sigma,
+                                      self.prediction_type))
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.sample(data_samples)
+        if mode == 'tensor':
+            return inputs
+        raise ValueError(f'invalid mode {mode!r}')

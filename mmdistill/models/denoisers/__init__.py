@@ -1,0 +1,4 @@
+from .compact_unet import CompactUNet
+from .embeddings import GuidanceEmbedding, sinusoidal_embedding
+
+__all__ = ['CompactUNet', 'GuidanceEmbedding', 'sinusoidal_embedding']

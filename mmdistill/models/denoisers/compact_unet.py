@@ -1,0 +1,171 @@
+"""A compact class-conditional UNet for small images (digits, CIFAR-10)."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmdistill.registry import MODELS
+from .embeddings import GuidanceEmbedding, sinusoidal_embedding
+
+
+def _norm(ch):
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+class ResBlock(nn.Module):
+    """GN-SiLU-conv, + embedding (scale and shift), GN-SiLU-dropout-conv."""
+
+    def __init__(self, cin, cout, emb_dim, dropout=0.0):
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3,
+                                                        padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, 1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Single-head spatial self-attention with a residual connection."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.norm, self.qkv = _norm(ch), nn.Conv2d(ch, 3 * ch, 1)
+        self.out = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)
+        a = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return x + self.out(a.transpose(1, 2).reshape(b, c, h, w))
+
+
+@MODELS.register_module()
+class CompactUNet(nn.Module):
+    """Class-conditional UNet denoiser with an optional guidance embedding.
+
+    The denoiser interface shared by all mmdistill networks:
+    ``forward(z, t, y, w=None)`` with continuous time ``t`` in [0, 1] (B,),
+    class labels ``y`` (B,) where ``y == num_classes`` is the null (unconditional)
+    class, and guidance weight ``w`` (B,) used only once
+    :meth:`enable_guidance_embedding` was called. The output is the raw
+    prediction (x, eps or v, as the owning model decides).
+
+    Args:
+        in_channels (int): image channels.
+        base_channels (int): width of the first level.
+        channel_mult (tuple[int]): width multiplier per resolution level.
+        num_res_blocks (int): residual blocks per level.
+        attn_levels (tuple[int]): levels (0 = full resolution) with
+            self-attention.
+        num_classes (int): number of real classes; 0 for an unconditional
+            network.
+        dropout (float): dropout inside residual blocks.
+        guidance_embed (bool): build the w-embedding now (a distilled student).
+    """
+
+    def __init__(self, in_channels=1, base_channels=32, channel_mult=(1, 2),
+                 num_res_blocks=1, attn_levels=(), num_classes=10,
+                 dropout=0.0, guidance_embed=False):
+        super().__init__()
+        ch = base_channels
+        self.in_channels, self.num_classes = in_channels, num_classes
+        self.base_channels = ch
+        emb = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(),
+                                      nn.Linear(emb, emb))
+        self.class_emb = (nn.Embedding(num_classes + 1, emb)
+                          if num_classes > 0 else None)
+        self.guidance_emb = None
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
+
+        self.down = nn.ModuleList()
+        skips, cur = [ch], ch
+        for lvl, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                blocks = [ResBlock(cur, ch * mult, emb, dropout)]
+                cur = ch * mult
+                if lvl in attn_levels:
+                    blocks.append(SelfAttention(cur))
+                self.down.append(nn.ModuleList(blocks))
+                skips.append(cur)
+            if lvl < len(channel_mult) - 1:
+                self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skips.append(cur)
+        self.mid = nn.ModuleList([
+            ResBlock(cur, cur, emb, dropout), SelfAttention(cur),
+            ResBlock(cur, cur, emb, dropout)
+        ])
+        self.up = nn.ModuleList()
+        for lvl, mult in reversed(list(enumerate(channel_mult))):
+            for _ in range(num_res_blocks + 1):
+                blocks = [ResBlock(cur + skips.pop(), ch * mult, emb,
+                                   dropout)]
+                cur = ch * mult
+                if lvl in attn_levels:
+                    blocks.append(SelfAttention(cur))
+                self.up.append(nn.ModuleList(blocks))
+            if lvl > 0:
+                self.up.append(nn.Conv2d(cur, cur, 3, padding=1))
+        self.norm_out = _norm(cur)
+        self.conv_out = nn.Conv2d(cur, in_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+        if guidance_embed:
+            self.enable_guidance_embedding()
+
+    def enable_guidance_embedding(self):
+        """Add the zero-initialised w-embedding (idempotent)."""
+        if self.guidance_emb is None:
+            p = self.time_mlp[0].weight
+            self.guidance_emb = GuidanceEmbedding(
+                self.base_channels, 4 * self.base_channels).to(p.device,
+                                                               p.dtype)
+        return self
+
+    def embed(self, t, y, w=None):
+        emb = self.time_mlp(sinusoidal_embedding(t, self.base_channels))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full_like(t, self.num_classes, dtype=torch.long)
+            emb = emb + self.class_emb(y)
+        if self.guidance_emb is not None:
+            if w is None:
+                w = torch.zeros_like(t)
+            emb = emb + self.guidance_emb(w)
+        return emb
+
+    def forward(self, z, t, y=None, w=None):
+        emb = self.embed(t, y, w)
+        h = self.conv_in(z)
+        hs = [h]
+        for blk in self.down:
+            h = self._run_block(blk, h, emb)
+            hs.append(h)
+        for blk in self.mid:
+            h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
+        for blk in self.up:
+            if isinstance(blk, nn.Conv2d):  # upsample
+                h = blk(F.interpolate(h, scale_factor=2, mode='nearest'))
+            else:
+                h = self._run_block(blk, torch.cat([h, hs.pop()], 1), emb)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    @staticmethod
+    def _run_block(blk, h, emb):
+        if isinstance(blk, nn.Conv2d):
+            return blk(h)
+        for m in blk:
+            h = m(h, emb) if isinstance(m, ResBlock) else m(h)
+        return h

@@ -1,0 +1,62 @@
+"""Registries of mmdistill: children of mmagic's, scope ``mmdistill``.
+
+Only ``mmagic.registry`` is imported from mmagic: its models, evaluation, utils
+and datasets packages do not import on a modern stack (compiled mmcv ops,
+NumPy 2, diffusers drift). A component registered here is built from a config
+with ``default_scope='mmdistill'``; mmagic's own components stay reachable with
+the ``mmagic.`` prefix where mmagic imports fully.
+"""
+from mmengine.registry import Registry
+
+from mmagic.registry import DATA_SAMPLERS as MMAGIC_DATA_SAMPLERS
+from mmagic.registry import LOG_PROCESSORS as MMAGIC_LOG_PROCESSORS
+from mmagic.registry import OPTIMIZERS as MMAGIC_OPTIMIZERS
+from mmagic.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMAGIC_OPTIM_WRAPPER_CONSTRUCTORS
+from mmagic.registry import WEIGHT_INITIALIZERS as MMAGIC_WEIGHT_INITIALIZERS
+from mmagic.registry import TASK_UTILS as MMAGIC_TASK_UTILS
+from mmagic.registry import DATASETS as MMAGIC_DATASETS
+from mmagic.registry import EVALUATORS as MMAGIC_EVALUATOR
+from mmagic.registry import HOOKS as MMAGIC_HOOKS
+from mmagic.registry import LOOPS as MMAGIC_LOOPS
+from mmagic.registry import METRICS as MMAGIC_METRICS
+from mmagic.registry import MODEL_WRAPPERS as MMAGIC_MODEL_WRAPPERS
+from mmagic.registry import MODELS as MMAGIC_MODELS
+from mmagic.registry import OPTIM_WRAPPERS as MMAGIC_OPTIM_WRAPPERS
+from mmagic.registry import PARAM_SCHEDULERS as MMAGIC_PARAM_SCHEDULERS
+from mmagic.registry import RUNNERS as MMAGIC_RUNNERS
+from mmagic.registry import TRANSFORMS as MMAGIC_TRANSFORMS
+from mmagic.registry import VISBACKENDS as MMAGIC_VISBACKENDS
+from mmagic.registry import VISUALIZERS as MMAGIC_VISUALIZERS
+
+_SCOPE = 'mmdistill'
+
+
+def _child(name, parent, subpkg):
+    return Registry(name, parent=parent, scope=_SCOPE,
+                    locations=[f'mmdistill.{subpkg}'])
+
+
+MODELS = _child('model', MMAGIC_MODELS, 'models')
+MODEL_WRAPPERS = _child('model_wrapper', MMAGIC_MODEL_WRAPPERS, 'models')
+DATASETS = _child('dataset', MMAGIC_DATASETS, 'datasets')
+DATA_SAMPLERS = _child('data sampler', MMAGIC_DATA_SAMPLERS, 'datasets')
+TRANSFORMS = _child('transform', MMAGIC_TRANSFORMS, 'datasets')
+METRICS = _child('metric', MMAGIC_METRICS, 'evaluation')
+EVALUATOR = _child('evaluator', MMAGIC_EVALUATOR, 'evaluation')
+HOOKS = _child('hook', MMAGIC_HOOKS, 'engine')
+LOOPS = _child('loop', MMAGIC_LOOPS, 'engine')
+OPTIM_WRAPPERS = _child('optim_wrapper', MMAGIC_OPTIM_WRAPPERS, 'engine')
+PARAM_SCHEDULERS = _child('parameter scheduler', MMAGIC_PARAM_SCHEDULERS,
+                          'engine')
+OPTIMIZERS = _child('optimizer', MMAGIC_OPTIMIZERS, 'engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
+                                    MMAGIC_OPTIM_WRAPPER_CONSTRUCTORS,
+                                    'engine')
+LOG_PROCESSORS = _child('log_processor', MMAGIC_LOG_PROCESSORS, 'engine')
+WEIGHT_INITIALIZERS = _child('weight initializer',
+                             MMAGIC_WEIGHT_INITIALIZERS, 'models')
+TASK_UTILS = _child('task util', MMAGIC_TASK_UTILS, 'models')
+RUNNERS = _child('runner', MMAGIC_RUNNERS, 'engine')
+VISBACKENDS = _child('vis_backend', MMAGIC_VISBACKENDS, 'engine')
+VISUALIZERS = _child('visualizer', MMAGIC_VISUALIZERS, 'engine')

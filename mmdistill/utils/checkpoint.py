@@ -1,0 +1,110 @@
+"""Loading and saving checkpoints safely.
+
+Checkpoints handed in by a user (teacher weights, ``tools/test.py`` and
+``tools/sample.py`` inputs) are read with ``weights_only=True`` or from
+safetensors: a pickle that would run code is refused. Only a run's own resume
+files are read with a short allow-list of mmengine/NumPy classes (see
+:mod:`mmdistill.engine.runner`). Writes are atomic: temporary file, fsync,
+rename, so a kill mid-write leaves the previous file intact.
+"""
+import os
+import pickle
+import tempfile
+import zipfile
+
+import torch
+
+from .errors import UserError
+
+
+def load_state_dict(path, map_location='cpu'):
+    """Load a user-supplied checkpoint without executing code.
+
+    Accepts an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``),
+    a bare state dict, or a ``.safetensors`` file.
+
+    Raises:
+        UserError: missing, truncated/corrupt, or unsafe file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f'checkpoint not found: {path} (check the path, or '
+                        'train one with tools/train.py)')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        try:
+            return load_file(path, device=str(map_location))
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f'corrupt safetensors checkpoint {path}: {e} '
+                            '(re-download or re-export it)') from e
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+            raise UserError(
+                f'refusing to load {path}: it holds Python objects that '
+                f'could run code ({msg[:120]}); only load checkpoints from '
+                'sources you trust, converted to plain tensors or '
+                'safetensors') from e
+        raise UserError(f'corrupt checkpoint {path}: {msg[:160]} (re-save '
+                        'or re-download it)') from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise UserError(f'truncated or corrupt checkpoint {path}: '
+                        f'{str(e).splitlines()[0][:160]} (re-save or '
+                        're-download it)') from e
+    if isinstance(ckpt, dict) and 'state_dict' in ckpt:
+        ckpt = ckpt['state_dict']
+    if not isinstance(ckpt, dict):
+        raise UserError(f'checkpoint {path} holds no state dict (got '
+                        f'{type(ckpt).__name__})')
+    return ckpt
+
+
+def sub_state_dict(state, prefixes):
+    """The entries under the first prefix of ``prefixes`` present in
+    ``state``, with the prefix stripped (e.g. prefer ``net_ema.`` over
+    ``net.``). Returns (prefix, sub_dict)."""
+    for prefix in prefixes:
+        sub = {k[len(prefix):]: v for k, v in state.items()
+               if k.startswith(prefix)}
+        if sub:
+            return prefix, sub
+    return None, {}
+
+
+def load_into(module, state, what, path):
+    """``module.load_state_dict(state)`` with a one-line error on mismatch."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2]
+        raise UserError(
+            f'{what} checkpoint {path} does not match the configured '
+            f'architecture ({(first or [str(e)])[0][:200]}); use the config '
+            'the checkpoint was trained with') from e
+
+
+def atomic_write(path, write_fn, mode='wb'):
+    """Write a file atomically: ``write_fn(fileobj)`` into a temporary file in
+    the same folder, fsync, then rename over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                               suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path):
+    """torch.save through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))

@@ -1,0 +1,65 @@
+"""Train a model from a config, as mmagic's tools/train.py does.
+
+    python tools/train.py configs/teacher/cfg_unet_digits.py
+    python tools/train.py CONFIG --resume            # latest in the work dir
+    python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmdistill.apis import add_common_args, cli_main, load_config
+from mmdistill.utils import UserError
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Train a model')
+    p.add_argument('config', help='train config file path')
+    p.add_argument('--work-dir', help='the dir to save logs and models')
+    p.add_argument('--resume', nargs='?', const='auto', default=None,
+                   help='resume from the latest checkpoint in the work dir, '
+                   'or from the given checkpoint')
+    p.add_argument('--amp', action='store_true',
+                   help='automatic mixed precision (bf16 on GPUs)')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_common_args(p)
+    args = p.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+@cli_main
+def main():
+    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.engine import DistillRunner
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError('--amp needs a CUDA GPU (bf16 autocast); drop '
+                            '--amp on the CPU')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise UserError(f'checkpoint to resume not found: {args.resume}')
+        cfg.resume, cfg.load_from = True, args.resume
+    runner = DistillRunner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
