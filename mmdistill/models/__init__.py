@@ -1,3 +1,4 @@
+from . import classifiers, distillers  # noqa: F401  (register)
 from .cfg_diffusion import CFGDiffusion, EMAMixin
 from .data_preprocessor import DiffusionDataPreprocessor
 from .denoisers import CompactUNet

@@ -1,3 +1,4 @@
-from .checkpoint_state import PortableCheckpointHook, from_plain, to_plain
+"""Sub-modules are imported automatically so their components register."""
+from mmdistill.utils.autoimport import import_submodules
 
-__all__ = ['PortableCheckpointHook', 'from_plain', 'to_plain']
+import_submodules(__name__, __path__)
