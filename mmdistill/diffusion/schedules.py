@@ -56,7 +56,9 @@ class CosineSchedule(NoiseSchedule):
         t = torch.as_tensor(t, dtype=torch.get_default_dtype()) \
             if not torch.is_tensor(t) else t
         half_pi = math.pi / 2
-        alpha = torch.cos(half_pi * t)
+        # cos(pi/2) is 6e-17 in floating point: make SNR exactly 0 at t = 1
+        alpha = torch.where(t >= 1, torch.zeros_like(t),
+                            torch.cos(half_pi * t))
         sigma = torch.sin(half_pi * t)
         return alpha.clamp_min(0.0), sigma.clamp_min(0.0)
 

@@ -72,12 +72,13 @@ class CompactUNet(nn.Module):
         num_classes (int): number of real classes; 0 for an unconditional
             network.
         dropout (float): dropout inside residual blocks.
+        mid_attn (bool): self-attention in the middle block.
         guidance_embed (bool): build the w-embedding now (a distilled student).
     """
 
     def __init__(self, in_channels=1, base_channels=32, channel_mult=(1, 2),
                  num_res_blocks=1, attn_levels=(), num_classes=10,
-                 dropout=0.0, guidance_embed=False):
+                 dropout=0.0, mid_attn=True, guidance_embed=False):
         super().__init__()
         ch = base_channels
         self.in_channels, self.num_classes = in_channels, num_classes
@@ -103,10 +104,10 @@ class CompactUNet(nn.Module):
             if lvl < len(channel_mult) - 1:
                 self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
-        self.mid = nn.ModuleList([
-            ResBlock(cur, cur, emb, dropout), SelfAttention(cur),
-            ResBlock(cur, cur, emb, dropout)
-        ])
+        self.mid = nn.ModuleList(
+            [ResBlock(cur, cur, emb, dropout)] +
+            ([SelfAttention(cur)] if mid_attn else []) +
+            [ResBlock(cur, cur, emb, dropout)])
         self.up = nn.ModuleList()
         for lvl, mult in reversed(list(enumerate(channel_mult))):
             for _ in range(num_res_blocks + 1):
