@@ -1,0 +1,12 @@
+# Stage 1: Adam, lr annealed linearly to 0, grad clip 1. Only the student is
+# optimised (the constructor skips the frozen teacher).
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1500, val_interval=10**9)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    constructor='TrainableOptimWrapperConstructor',
+    optimizer=dict(type='Adam', lr=2e-4),
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False,
+         begin=0, end=1500),
+]

@@ -1,0 +1,183 @@
+"""Halving schedule of progressive distillation (Salimans & Ho, ICLR 2022)."""
+import os.path as osp
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+
+from mmdistill.registry import HOOKS
+from mmdistill.utils import UserError, atomic_torch_save
+
+
+def halving_stages(n_start=None, n_end=1, iters_per_stage=None, stages=None):
+    """The list [(N, iters)] of student step counts and their lengths.
+
+    Either ``n_start``/``n_end``/``iters_per_stage`` (N = n_start,
+    n_start/2, ..., n_end, each for ``iters_per_stage`` iterations) or an
+    explicit ``stages`` list of (N, iters) where each N halves the previous
+    one. One-line ``UserError`` on anything else.
+    """
+    from mmdistill.models.distillers.progressive_distiller import \
+        check_power_of_two_ratio
+    if stages is not None:
+        out = [(int(n), int(k)) for n, k in stages]
+        if not out:
+            raise UserError('stages is empty; give [(N, iters), ...]')
+        for (n0, _), (n1, _) in zip(out, out[1:]):
+            if n1 * 2 != n0:
+                raise UserError(f'stages must halve N each time, got {n0} -> '
+                                f'{n1}; use e.g. [(8, 500), (4, 500), ...]')
+    else:
+        if n_start is None or iters_per_stage is None:
+            raise UserError('ProgressiveDistillationHook needs n_start, '
+                            'n_end and iters_per_stage, or stages=[(N, '
+                            'iters), ...]')
+        check_power_of_two_ratio(n_start, n_end)
+        out, n = [], n_start
+        while n >= n_end:
+            out.append((n, int(iters_per_stage)))
+            n //= 2
+    for n, k in out:
+        if n < 1 or k < 1:
+            raise UserError(f'invalid stage (N={n}, iters={k}): both must be '
+                            '>= 1')
+    return out
+
+
+@HOOKS.register_module()
+class ProgressiveDistillationHook(Hook):
+    """Drives a :class:`ProgressiveDistiller` through its halving stages.
+
+    At the end of the stage with N student steps (after the optimizer and
+    scheduler steps of its last iteration, before checkpoints are written):
+
+    1. the student is saved to ``student_{N}step.pth`` (atomic,
+       ``weights_only``-loadable: ``{'state_dict': {'net.*', 'num_steps'},
+       'meta': {...}}``);
+    2. unless it was the last stage: teacher <- student, N <- N / 2, the
+       optimizer state (Adam moments) is cleared, every parameter scheduler
+       restarts from its initial value as if freshly built (so
+       ``param_scheduler`` describes ONE stage: e.g. LinearLR from
+       ``begin=0`` to ``end=iters_per_stage``).
+
+    The stage is a function of the iteration count and N lives in the
+    model's ``num_steps`` buffer, and the restart happens before the
+    checkpoint hooks run, so ``--resume`` continues exactly.
+
+    Args:
+        n_start (int): student steps in the first stage (its teacher takes
+            2 * n_start).
+        n_end (int): student steps in the last stage.
+        iters_per_stage (int): iterations per stage.
+        stages (list[tuple[int, int]] | None): explicit (N, iters) list
+            instead of the three above.
+        save_dir (str | None): where ``student_{N}step.pth`` go (default the
+            work dir).
+        filename_tmpl (str): file name with ``{}`` for N.
+    """
+
+    # after ParamSchedulerHook (LOW = 70), before CheckpointHook (90)
+    priority = 80
+
+    def __init__(self, n_start=None, n_end=1, iters_per_stage=None,
+                 stages=None, save_dir=None,
+                 filename_tmpl='student_{}step.pth'):
+        self.stages = halving_stages(n_start, n_end, iters_per_stage, stages)
+        self.ends = []
+        total = 0
+        for _, k in self.stages:
+            total += k
+            self.ends.append(total)
+        self.total_iters = total
+        self.save_dir, self.filename_tmpl = save_dir, filename_tmpl
+
+    @staticmethod
+    def _model(runner):
+        m = runner.model
+        return m.module if hasattr(m, 'module') else m
+
+    def stage_at(self, it):
+        """Index of the stage iteration ``it`` (0-based) belongs to; the last
+        stage continues after the schedule ends."""
+        for k, e in enumerate(self.ends):
+            if it < e:
+                return k
+        return len(self.stages) - 1
+
+    def before_train(self, runner):
+        if self.total_iters > runner.max_iters:
+            raise UserError(
+                f'halving schedule takes {self.total_iters} iterations '
+                f'({len(self.stages)} stages) but max_iters is '
+                f'{runner.max_iters}; raise train_cfg.max_iters or shorten '
+                'the stages')
+        model = self._model(runner)
+        if not hasattr(model, 'start_stage'):
+            raise UserError('ProgressiveDistillationHook needs a '
+                            'ProgressiveDistiller model')
+        n = self.stages[self.stage_at(runner.iter)][0]
+        if runner.iter == 0:
+            model.num_steps.fill_(n)
+        elif int(model.num_steps) != n:
+            raise UserError(
+                f'resumed model has N={int(model.num_steps)} student steps '
+                f'but the halving schedule expects N={n} at iteration '
+                f'{runner.iter}; resume with the config of the interrupted '
+                'run')
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        runner.message_hub.update_scalar(
+            'train/num_steps', int(self._model(runner).num_steps))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        done = runner.iter + 1
+        if done not in self.ends:
+            return
+        k = self.ends.index(done)
+        model = self._model(runner)
+        n = self.stages[k][0]
+        self.save_student(runner, model, n, done)
+        if k + 1 < len(self.stages):
+            n_next = self.stages[k + 1][0]
+            model.start_stage(n_next)
+            self.restart_optimization(runner)
+            runner.logger.info(
+                f'progressive distillation: {n}-step student saved; '
+                f'teacher <- student, N {n} -> {n_next} at iteration {done}')
+
+    def save_student(self, runner, model, n, done):
+        if not is_main_process():
+            return
+        net = model.pick_net('ema')
+        state = {f'net.{k}': v.detach().cpu().clone()
+                 for k, v in net.state_dict().items()}
+        state['num_steps'] = model.num_steps.detach().cpu().clone()
+        path = osp.join(self.save_dir or runner.work_dir,
+                        self.filename_tmpl.format(n))
+        atomic_torch_save(dict(state_dict=state,
+                               meta=dict(num_steps=int(n), iter=int(done),
+                                         prediction_type=str(
+                                             model.prediction_type))), path)
+        runner.logger.info(f'saved {n}-step student to {path}')
+
+    @staticmethod
+    def restart_optimization(runner):
+        """Clear optimizer state and rebuild-equivalently reset every
+        parameter scheduler (value <- initial value, counters <- -1, one
+        ``step()`` as in the scheduler's constructor)."""
+        wrappers = runner.optim_wrapper
+        wrappers = list(wrappers.values()) if hasattr(
+            wrappers, 'values') else [wrappers]
+        for ow in wrappers:
+            ow.optimizer.state.clear()
+        scheds = runner.param_schedulers
+        if scheds is None:
+            return
+        scheds = [s for v in scheds.values() for s in v] if isinstance(
+            scheds, dict) else list(scheds)
+        for s in scheds:
+            for g in s.optimizer.param_groups:
+                g[s.param_name] = g[f'initial_{s.param_name}']
+        for s in scheds:
+            s.last_step, s._global_step = -1, -1
+            s.step()

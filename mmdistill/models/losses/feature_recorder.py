@@ -1,0 +1,60 @@
+"""Forward-hook recorders of intermediate features (mmrazor style).
+
+A :class:`FeatureRecorder` hooks named sub-modules of a root module
+(``root.get_submodule(name)``) and, while recording is switched on, keeps
+their outputs (the first call of each module inside a ``record()``
+block: a teacher that is evaluated twice per example keeps the features
+of its first evaluation, the one at the student's input). Recording is off by default, so sampling and other
+forwards neither store features nor pay for them.
+"""
+import contextlib
+
+from mmdistill.utils import UserError
+
+
+class FeatureRecorder:
+    """Record the outputs of ``names`` of ``root`` during forward passes.
+
+    Args:
+        root (nn.Module): the module the names are relative to.
+        names (list[str]): dotted sub-module names, e.g. ``'net.mid.0'``.
+        what (str): 'student' or 'teacher' (for error messages).
+    """
+
+    def __init__(self, root, names, what='student'):
+        self.names = list(dict.fromkeys(names))
+        self.data, self.recording, self._handles = {}, False, []
+        for name in self.names:
+            try:
+                mod = root.get_submodule(name)
+            except AttributeError as e:
+                raise UserError(
+                    f'feature_matching: {what} module {name!r} not found '
+                    f'(use a name from {what}.named_modules(), e.g. '
+                    "'net.mid.0')") from e
+            self._handles.append(mod.register_forward_hook(
+                self._make_hook(name)))
+
+    def _make_hook(self, name):
+
+        def hook(module, args, output):
+            if self.recording and name not in self.data:
+                self.data[name] = output[0] if isinstance(
+                    output, (tuple, list)) else output
+
+        return hook
+
+    @contextlib.contextmanager
+    def record(self):
+        """Switch recording on inside the ``with`` block (previous records
+        are cleared first)."""
+        self.data, self.recording = {}, True
+        try:
+            yield self.data
+        finally:
+            self.recording = False
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
