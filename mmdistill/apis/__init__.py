@@ -1,3 +1,5 @@
 from .cli import add_common_args, cli_main, explain, load_config
+from .inference import init_model
 
-__all__ = ['add_common_args', 'cli_main', 'explain', 'load_config']
+__all__ = ['add_common_args', 'cli_main', 'explain', 'init_model',
+           'load_config']

@@ -1,4 +1,5 @@
 """Shared command-line plumbing: config loading and one-line errors."""
+import errno
 import functools
 import os
 import sys
@@ -44,10 +45,44 @@ def _one_line(e):
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _from_worker(e):
+    """The original message of an exception re-raised by a DataLoader worker
+    (torch puts 'Caught X in DataLoader worker process N.' and the worker's
+    traceback into the message; its last line holds the real message)."""
+    text = str(e)
+    if 'DataLoader worker' not in text or 'Traceback' not in text:
+        return None
+    last = [ln for ln in text.splitlines() if ln.strip()][-1].strip()
+    return last.split(': ', 1)[1] if ': ' in last else last
+
+
+_DISK_ERRNOS = {
+    errno.ENOSPC: 'no space left on device',
+    errno.EDQUOT: 'disk quota exceeded',
+    errno.EROFS: 'read-only file system',
+    errno.ENOTDIR: 'not a directory (a path component is a file)',
+    errno.EACCES: 'permission denied',
+    errno.EPERM: 'operation not permitted',
+    errno.EISDIR: 'is a directory',
+}
+
+
+def _peer_failure(e):
+    """True for the errors torch.distributed raises when a peer rank died
+    or a collective timed out."""
+    names = {c.__name__ for c in type(e).__mro__}
+    text = str(e)
+    return bool(names & {'DistBackendError', 'DistNetworkError',
+                         'DistStoreError'}) or any(
+        k in text for k in ('Connection closed by peer', 'Connection reset',
+                            'Broken pipe', 'Timed out waiting',
+                            'timed out', 'Gloo'))
+
+
 def explain(e):
     """A one-line message for a known failure, or None."""
     if isinstance(e, UserError):
-        return _one_line(e)
+        return _from_worker(e) or _one_line(e)
     msg = str(e)
     if isinstance(e, KeyError) and 'registry' in msg:
         name = msg.strip('"\'').split(' is not in the ')[0]
@@ -56,9 +91,16 @@ def explain(e):
                 'it via custom_imports)')
     if isinstance(e, FileNotFoundError):
         return f'file not found: {e.filename or _one_line(e)}'
-    if isinstance(e, PermissionError):
-        return (f'permission denied: {e.filename or _one_line(e)} (choose a '
-                'writable --work-dir / output folder)')
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+        return (f'cannot write {e.filename or "the output"}: '
+                f'{_DISK_ERRNOS[e.errno]} (choose a writable --work-dir / '
+                'output folder with free space; existing checkpoints are '
+                'kept)')
+    if isinstance(e, RuntimeError) and _peer_failure(e):
+        return ('a process of the distributed run failed or stopped '
+                f'answering ({_one_line(e)[:160]}); see the other ranks\' '
+                'logs, then resume with --resume (the timeout is '
+                'MMDISTILL_DIST_TIMEOUT seconds)')
     if isinstance(e, (ValueError, TypeError)):
         return f'invalid configuration: {_one_line(e)}'
     return None
