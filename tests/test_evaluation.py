@@ -191,12 +191,18 @@ def test_setting_name():
 
 def tiny_teacher(seed=0):
     torch.manual_seed(seed)
-    return MODELS.build(dict(
+    model = MODELS.build(dict(
         type='CFGDiffusion',
         denoiser=dict(type='CompactUNet', in_channels=1, base_channels=8,
                       channel_mult=(1, 2), num_res_blocks=1,
                       num_classes=10),
         num_classes=10, image_shape=(1, 8, 8))).eval()
+    # a fresh UNet's output layer is zero-initialised: give every weight a
+    # random value so that samples depend on the seed, class and guidance
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
 
 
 @pytest.mark.parametrize('sampler', ['ddim', 'ddpm'])
