@@ -122,11 +122,22 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         return to_x(out, z, *self.schedule.alpha_sigma(t),
                     self.prediction_type)
 
+    def null_condition(self, y):
+        """The unconditional input for conditions ``y``: the null class
+        ``num_classes`` (text models: the empty prompt's embedding)."""
+        return torch.full_like(y, self.num_classes)
+
+    def random_condition(self, y, generator=None):
+        """A random real condition per sample, shaped like ``y`` (uniform
+        class; text models: another caption of the batch)."""
+        return torch.randint(0, self.num_classes, y.shape, device=y.device,
+                             generator=generator)
+
     def guided_x_fn(self, labels, w, sample_model='ema', net=None):
         """x_fn(z, t) = (1 + w) x_hat(z, t, y) - w x_hat(z, t, null), with the
         conditional and unconditional branch in one batched call."""
         net = net if net is not None else self.pick_net(sample_model)
-        null = torch.full_like(labels, self.num_classes)
+        null = self.null_condition(labels)
 
         def x_fn(z, t):
             if not bool((w != 0).any()):
@@ -145,7 +156,8 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         alpha, sigma = self.schedule.alpha_sigma(t)
         z = alpha.view(-1, 1, 1, 1) * x + sigma.view(-1, 1, 1, 1) * eps
         drop = torch.rand(b, device=x.device) < self.p_uncond
-        y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+        drop = drop.view((b, ) + (1, ) * (y.ndim - 1))
+        y = torch.where(drop, self.null_condition(y), y)
         out = self.net(z, t, y)
         # the target in the network's own parameterisation, computed exactly
         if self.prediction_type == 'eps':

@@ -40,7 +40,7 @@ class GuidedSamplingMixin:
             'guidance', 0.0)
         sampler = sampler or cfg.get('sampler', 'ddim')
         device = self.device_of()
-        labels = torch.as_tensor(labels, device=device).long()
+        labels = self.prepare_condition(labels, device)
         if noise is None:
             noise = torch.randn((len(labels), ) + tuple(self.image_shape),
                                 generator=generator if not isinstance(
@@ -51,8 +51,30 @@ class GuidedSamplingMixin:
         if w.ndim == 0:
             w = w.expand(len(labels))
         x_fn = self.guided_x_fn(labels, w, sample_model)
-        return run_sampler(sampler, x_fn, noise, self.schedule, int(steps),
-                           generator=generator).clamp(-1, 1)
+        return self.decode_samples(run_sampler(
+            sampler, x_fn, noise, self.schedule, int(steps),
+            generator=generator))
+
+    def prepare_condition(self, labels, device):
+        """Class indices -> long tensor; a float tensor (e.g. prompt
+        embeddings) is kept; a list of strings is encoded by the data
+        preprocessor's ``encode_condition`` (text models)."""
+        if isinstance(labels, (list, tuple)) and labels and isinstance(
+                labels[0], str):
+            pre = getattr(self, 'data_preprocessor', None)
+            if not hasattr(pre, 'encode_condition'):
+                raise ValueError('this model takes class labels, not '
+                                 'prompts')
+            return pre.encode_condition(list(labels)).to(device)
+        labels = torch.as_tensor(labels, device=device)
+        return labels if labels.is_floating_point() else labels.long()
+
+    def decode_samples(self, z):
+        """Final z_0 -> images in [-1, 1]: clamped in pixel space, decoded
+        by the data preprocessor's VAE (``decode``) in latent space."""
+        decode = getattr(getattr(self, 'data_preprocessor', None), 'decode',
+                         None)
+        return decode(z) if decode is not None else z.clamp(-1, 1)
 
     def device_of(self):
         return next(self.parameters()).device

@@ -1,0 +1,156 @@
+"""Export a distilled student as a diffusers-format folder.
+
+Layout::
+
+    OUT_DIR/
+      unet/ | transformer/      the student network (save_pretrained)
+      guidance_embedding.safetensors   UNet2DModel / DiT students: the
+                                w-embedding Linear(Fourier(w)) (the text UNet
+                                carries it natively: time_cond_proj_dim)
+      vae/  text_encoder/  tokenizer/   latent / text models
+      scheduler/                the model's DDPM betas (a DDIMScheduler
+                                config with the prediction type)
+      mmdistill_pipeline.json   steps, the w convention, prediction type,
+                                schedule, sample shape, ...
+      pipeline_mmdistill.py     stand-alone sampler (torch + diffusers)
+"""
+import json
+import os
+import os.path as osp
+import shutil
+
+import torch
+
+from mmdistill.utils import UserError, atomic_write
+from ..denoisers.diffusers_adapters import (PREDICTION_MAP_INV,
+                                            DiffusersDiT, DiffusersTextUNet,
+                                            DiffusersUNet2D)
+from . import pipeline as _pipeline
+
+SUBFOLDERS = {DiffusersUNet2D: 'unet', DiffusersDiT: 'transformer',
+              DiffusersTextUNet: 'unet'}
+
+
+def export_student(model, out_dir, num_steps=None, guidance=None,
+                   sample_model='ema'):
+    """Write ``model``'s student (a GuidanceDistiller / ProgressiveDistiller
+    / DiffusersCFGDiffusion whose net is a diffusers adapter) to
+    ``out_dir``; returns the pipeline config dict."""
+    net = model.pick_net(sample_model) if hasattr(model, 'pick_net') else \
+        model.net
+    sub = SUBFOLDERS.get(type(net))
+    if sub is None:
+        raise UserError(f'cannot export a {type(net).__name__} student to '
+                        'diffusers format: export supports students of the '
+                        'diffusers adapters (DiffusersUNet2D, DiffusersDiT, '
+                        'DiffusersTextUNet)')
+    os.makedirs(out_dir, exist_ok=True)
+    net.model.save_pretrained(osp.join(out_dir, sub))
+    cfg = dict(
+        format_version=1,
+        network_class=type(net.model).__name__,
+        network_subfolder=sub,
+        num_inference_steps=int(num_steps or model.default_sample.get(
+            'steps', 1)),
+        guidance_default=float(model.default_sample.get('guidance', 0.0)
+                               if guidance is None else guidance),
+        guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
+        'diffusers guidance_scale = 1 + w; w is a network input, one '
+        'evaluation per step',
+        prediction_type=net.prediction_type,
+        scheduler=dict(net.scheduler_config),
+        time_convention='t_i = i / N (i = N..1), timestep = t * K - 1, '
+        'log-SNR interpolated linearly between t_k = k / K',
+        sampler='ddim',
+        sample_shape=list(model.image_shape),
+        num_classes=int(getattr(net, 'num_classes', 0)),
+        condition=getattr(net, 'condition_type', 'class'),
+    )
+    if cfg['condition'] == 'class':
+        cfg['null_class'] = cfg['num_classes']
+    ge = getattr(net, 'guidance_emb', None)
+    if ge is not None:
+        from safetensors.torch import save_file
+        save_file({k: v.detach().cpu().contiguous() for k, v in
+                   ge.proj.state_dict().items()},
+                  osp.join(out_dir, 'guidance_embedding.safetensors'))
+        cfg['guidance_embedding'] = dict(
+            type='hooked_fourier_linear', file='guidance_embedding.'
+            'safetensors', feat_dim=ge.feat_dim,
+            emb_dim=ge.proj.out_features, scale=ge.scale,
+            added_to='time_embedding' if sub == 'unet' else
+            'transformer_blocks[*].norm1.emb')
+    elif isinstance(net, DiffusersTextUNet) and net.guidance_enabled:
+        cfg['guidance_embedding'] = dict(
+            type='time_cond_proj',
+            features='LCM get_guidance_scale_embedding(w), w = '
+            'guidance_scale - 1')
+    pre = getattr(model, 'data_preprocessor', None)
+    cfg['latent'] = hasattr(pre, 'vae')
+    if cfg['latent']:
+        pre.vae.vae.save_pretrained(osp.join(out_dir, 'vae'))
+    if cfg['condition'] == 'text':
+        te = getattr(pre, 'text_encoder', None)
+        if te is None:
+            raise UserError('a text model is exported with its text encoder: '
+                            'set data_preprocessor.text_encoder to the model '
+                            'folder')
+        te.text_encoder.save_pretrained(osp.join(out_dir, 'text_encoder'))
+        te.tokenizer.save_pretrained(osp.join(out_dir, 'tokenizer'))
+    from diffusers import DDIMScheduler
+    sc = net.scheduler_config
+    DDIMScheduler(
+        num_train_timesteps=int(sc.get('num_train_timesteps', 1000)),
+        beta_start=float(sc.get('beta_start', 1e-4)),
+        beta_end=float(sc.get('beta_end', 0.02)),
+        beta_schedule=sc.get('beta_schedule', 'linear'),
+        trained_betas=sc.get('trained_betas'),
+        prediction_type=PREDICTION_MAP_INV[net.prediction_type],
+        clip_sample=False, set_alpha_to_one=True,
+        timestep_spacing='trailing').save_pretrained(
+            osp.join(out_dir, 'scheduler'))
+    atomic_write(osp.join(out_dir, _pipeline.CONFIG_NAME),
+                 lambda f: f.write(json.dumps(cfg, indent=2)), mode='w')
+    shutil.copyfile(_pipeline.__file__,
+                    osp.join(out_dir, 'pipeline_mmdistill.py'))
+    return cfg
+
+
+def load_pipeline(folder, device='cpu'):
+    """Load an exported folder through its own copied
+    ``pipeline_mmdistill.py`` (what a user without mmdistill does)."""
+    import importlib.util
+    path = osp.join(folder, 'pipeline_mmdistill.py')
+    if not osp.isfile(path):
+        raise UserError(f'not an exported mmdistill folder: missing {path}')
+    spec = importlib.util.spec_from_file_location(
+        f'pipeline_mmdistill_{abs(hash(folder))}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DistilledPipeline.from_pretrained(folder, device=device)
+
+
+def load_student_checkpoint(model, ckpt):
+    """Load a training checkpoint into ``model`` (student weights, EMA, the
+    progressive ``num_steps``); the teacher and frozen parts may be
+    absent."""
+    from mmdistill.utils import load_state_dict
+    state = load_state_dict(ckpt)
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items()
+            if k.startswith(('net.', 'net_ema.')) or k == 'num_steps'}
+    if not any(k.startswith('net.') for k in keep):
+        raise UserError(f'checkpoint {ckpt} holds no student weights '
+                        "('net.*'); export a stage-1 or stage-2 checkpoint")
+    bad = [k for k in keep if k not in own or own[k].shape != keep[k].shape]
+    if bad:
+        raise UserError(f'checkpoint {ckpt} does not match the config '
+                        f'(first mismatching key: {bad[0]}); use the config '
+                        'the checkpoint was trained with')
+    model.load_state_dict(keep, strict=False)
+    return model
+
+
+def default_steps(model):
+    n = getattr(model, 'num_steps', None)
+    return int(n) if torch.is_tensor(n) else None

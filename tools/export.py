@@ -1,0 +1,50 @@
+"""Export a distilled student to a diffusers-format folder.
+
+    python tools/export.py CONFIG CKPT OUT_DIR [--steps N] [--guidance W]
+
+The folder holds the student network (``save_pretrained``), its guidance
+embedding, the VAE / text encoder of latent models, a scheduler config and
+``mmdistill_pipeline.json`` + ``pipeline_mmdistill.py`` (a stand-alone
+sampler needing only torch and diffusers); see docs/real_teachers.md.
+"""
+import argparse
+
+from mmdistill.apis import add_common_args, cli_main, load_config
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Export a distilled student')
+    p.add_argument('config', help='the config the checkpoint was trained '
+                   'with')
+    p.add_argument('checkpoint', help='stage-1 or stage-2 checkpoint')
+    p.add_argument('out_dir', help='output folder (diffusers format)')
+    p.add_argument('--steps', type=int, default=None,
+                   help='default number of sampling steps (default: the '
+                   "checkpoint's N for stage 2, else the config's)")
+    p.add_argument('--guidance', type=float, default=None,
+                   help="default guidance w (Meng's convention)")
+    p.add_argument('--sample-model', choices=['ema', 'orig'], default='ema')
+    add_common_args(p)
+    return p.parse_args()
+
+
+@cli_main
+def main():
+    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.models.latent.export import (default_steps,
+                                                export_student,
+                                                load_student_checkpoint)
+    from mmdistill.registry import MODELS
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    model = MODELS.build(cfg.model)
+    load_student_checkpoint(model, args.checkpoint)
+    steps = args.steps or default_steps(model)
+    out = export_student(model, args.out_dir, steps, args.guidance,
+                         args.sample_model)
+    print(f'exported {out["network_class"]} ({out["num_inference_steps"]} '
+          f'steps, w={out["guidance_default"]}) to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
