@@ -2,12 +2,15 @@
 
 A :class:`FeatureRecorder` hooks named sub-modules of a root module
 (``root.get_submodule(name)``) and, while recording is switched on, keeps
-their outputs (the first call of each module inside a ``record()``
-block: a teacher that is evaluated twice per example keeps the features
-of its first evaluation, the one at the student's input). Recording is off by default, so sampling and other
-forwards neither store features nor pay for them.
+their outputs: the first call of each module inside a ``record()``
+block, so a teacher that is evaluated twice per example keeps the features
+of its first evaluation, the one at the student's input. Recording is off
+by default, so sampling and other forwards neither store features nor pay
+for them.
 """
 import contextlib
+
+from torch import nn
 
 from mmdistill.utils import UserError
 
@@ -32,6 +35,11 @@ class FeatureRecorder:
                     f'feature_matching: {what} module {name!r} not found '
                     f'(use a name from {what}.named_modules(), e.g. '
                     "'net.mid.0')") from e
+            if isinstance(mod, (nn.ModuleList, nn.ModuleDict)):
+                raise UserError(
+                    f'feature_matching: {what} module {name!r} is a '
+                    f'{type(mod).__name__}, which is never called; name one '
+                    f'of its layers, e.g. {name + ".0"!r}')
             self._handles.append(mod.register_forward_hook(
                 self._make_hook(name)))
 
