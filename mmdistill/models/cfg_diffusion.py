@@ -6,6 +6,7 @@ from mmengine.model import BaseModel
 
 from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule,
                                  cfg_combine, to_x)
+from mmdistill.diffusion.samplers import SAMPLERS
 from mmdistill.registry import MODELS
 from .sampling import GuidedSamplingMixin
 
@@ -16,6 +17,19 @@ def build_preprocessor(cfg):
     return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
 
 
+def check_default_sample(default_sample):
+    """Fail at build time (not after training) on a bad ``default_sample``:
+    unknown sampler or non-positive step count."""
+    sampler = dict(default_sample).get('sampler', 'ddim')
+    if sampler not in SAMPLERS:
+        raise ValueError(f'unknown sampler {sampler!r} in default_sample; '
+                         f'use one of {tuple(SAMPLERS)}')
+    steps = dict(default_sample).get('steps', 64)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f'default_sample.steps must be a positive integer, '
+                         f'got {steps!r}')
+
+
 class EMAMixin:
     """Exponential moving average of ``self.net`` kept in ``self.net_ema``:
 
@@ -24,6 +38,9 @@ class EMAMixin:
 
     def _init_ema(self, ema):
         self.ema_cfg = {**dict(decay=0.999, start_iter=0), **(ema or {})}
+        if not 0 <= float(self.ema_cfg['decay']) <= 1:
+            raise ValueError(f'ema.decay must be in [0, 1], got '
+                             f"{self.ema_cfg['decay']}")
         self.ema_enabled = ema is not None
         self.net_ema = copy.deepcopy(self.net).requires_grad_(False) \
             if self.ema_enabled else None
@@ -105,6 +122,7 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
                              f'{PREDICTION_TYPES}, got {prediction_type!r}')
         if not 0 <= p_uncond <= 1:
             raise ValueError(f'p_uncond must be in [0, 1], got {p_uncond}')
+        check_default_sample(default_sample)
         self.net = MODELS.build(denoiser)
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)

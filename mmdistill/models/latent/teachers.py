@@ -68,3 +68,13 @@ class TextCFGDiffusion(DiffusersCFGDiffusion):
         k = torch.randint(1, b, (b, ), generator=generator, device='cpu')
         idx = (torch.arange(b) + k) % b
         return y[idx.to(y.device)]
+
+
+def _text_condition_provider(self):
+    """Conditioning replacement for prompts: null = the empty prompt's
+    embedding, other = another caption of the batch."""
+    from mmdistill.models.distillers.conditioning import TensorConditions
+    return TensorConditions(self.data_preprocessor.null_embedding())
+
+
+TextCFGDiffusion.condition_provider = _text_condition_provider
