@@ -39,6 +39,11 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    max_iters = cfg.get('train_cfg', {}).get('max_iters')
+    if max_iters is not None and (not isinstance(max_iters, int)
+                                  or max_iters < 1):
+        raise UserError(f'train_cfg.max_iters must be a positive integer, '
+                        f'got {max_iters!r}')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

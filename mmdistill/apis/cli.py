@@ -41,7 +41,9 @@ def load_config(path, cfg_options=()):
 
 
 def _one_line(e):
-    text = str(e).strip().strip('"').strip("'")
+    text = str(e).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+        text = text[1:-1]  # KeyError quotes its message
     return text.splitlines()[0] if text else type(e).__name__
 
 

@@ -75,6 +75,13 @@ class ImageFolderDataset(Dataset):
 
     def __init__(self, data_root, image_size=32, channels=3,
                  check_images=False):
+        if channels not in (1, 3):
+            raise UserError(f'channels must be 1 (grey) or 3 (RGB), got '
+                            f'{channels!r}; images of other modes (RGBA, P, '
+                            'CMYK...) are converted automatically')
+        if not isinstance(image_size, int) or image_size < 1:
+            raise UserError(f'image_size must be a positive integer, got '
+                            f'{image_size!r}')
         self.items, classes = scan_class_folders(data_root)
         self.image_size, self.channels = image_size, channels
         self.metainfo = dict(classes=tuple(classes))

@@ -8,9 +8,29 @@
 2. Distributed on CPU: mmengine's pytorch launcher calls
    ``torch.cuda.set_device`` unconditionally. Without CUDA the process group
    is initialised here with gloo before mmengine looks.
+
+Beyond those repairs the runner is made fault tolerant:
+
+- checkpoints are written atomically (temporary file in the same folder,
+  fsync, rename; :func:`mmdistill.utils.atomic_torch_save`), so a kill during
+  a write leaves the previous file intact;
+- ``--resume`` without a path picks the newest *complete* checkpoint of the
+  work dir, even if the ``last_checkpoint`` pointer is missing or names a
+  damaged file;
+- ``load_from`` (a file a user hands in) is read with ``weights_only=True``
+  and must fit the model (no shape mismatches); a resume file may hold only
+  the allow-listed classes. Both give one-line errors;
+- a distributed peer that dies is detected within ``MMDISTILL_DIST_TIMEOUT``
+  seconds (the collective timeout of the gloo process group).
 """
+import contextlib
 import datetime
+import glob
 import os
+import os.path as osp
+import pickle
+import re
+import zipfile
 
 import numpy as np
 import torch
@@ -19,6 +39,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
 from mmdistill.registry import MODEL_WRAPPERS
+from mmdistill.utils import UserError, atomic_torch_save, load_state_dict
 
 
 def resume_allowlist():
@@ -34,7 +55,12 @@ def resume_allowlist():
 
 
 def init_cpu_dist(timeout_s=None):
-    """Initialise torch.distributed with gloo from torchrun's environment."""
+    """Initialise torch.distributed with gloo from torchrun's environment.
+
+    The timeout (``timeout_s``, else env ``MMDISTILL_DIST_TIMEOUT``, else
+    1800 s) bounds every collective: a rank whose peer died raises instead
+    of waiting for ever.
+    """
     timeout = datetime.timedelta(seconds=float(
         timeout_s or os.environ.get('MMDISTILL_DIST_TIMEOUT', 1800)))
     torch_dist.init_process_group(
@@ -61,10 +87,156 @@ class DistillRunner(Runner):
             t = model_wrapper_cfg.get('type', 'DistillDataParallel')
             if isinstance(t, str) and MODEL_WRAPPERS.get(t) is None:
                 raise KeyError(f'{t} is not in the model_wrapper registry')
-        return super().wrap_model(model_wrapper_cfg, model)
+        # mmengine looks the wrapper type up in its root registry, which does
+        # not see classes registered in this package's child registry: let
+        # it use ours (which falls back to its ancestors) while wrapping.
+        import mmengine.runner.runner as mm_runner
+        root = mm_runner.MODEL_WRAPPERS
+        mm_runner.MODEL_WRAPPERS = MODEL_WRAPPERS
+        try:
+            return super().wrap_model(model_wrapper_cfg, model)
+        finally:
+            mm_runner.MODEL_WRAPPERS = root
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        """``Runner.save_checkpoint`` with an atomic write (temporary file,
+        fsync, rename)."""
+        with _atomic_mmengine_save():
+            return super().save_checkpoint(out_dir, filename, *args,
+                                           **kwargs)
+
+    def load_or_resume(self):
+        """Auto-resume (``--resume`` without a path) from the newest complete
+        checkpoint instead of trusting ``last_checkpoint`` blindly."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            found = latest_complete_checkpoint(self.work_dir)
+            if found is None:
+                self.logger.warning(
+                    f'--resume: no complete checkpoint in {self.work_dir}; '
+                    'training starts from scratch')
+                self._resume = False
+            else:
+                self._load_from = found
+        return super().load_or_resume()
 
     def resume(self, filename, resume_optimizer=True,
                resume_param_scheduler=True, map_location='default'):
-        with torch.serialization.safe_globals(resume_allowlist()):
-            return super().resume(filename, resume_optimizer,
-                                  resume_param_scheduler, map_location)
+        """Resume a run from its own checkpoint: the only files read with
+        more than plain tensors, and only the classes of
+        :func:`resume_allowlist`."""
+        if not osp.isfile(filename):
+            raise UserError(f'checkpoint to resume not found: {filename} '
+                            '(check --resume / the work dir)')
+        if not is_complete_checkpoint(filename):
+            raise UserError(f'cannot resume from {filename}: the file is '
+                            'truncated or not a torch checkpoint (resume '
+                            'from an earlier iter_*.pth)')
+        self._resuming = True
+        try:
+            with torch.serialization.safe_globals(resume_allowlist()):
+                return super().resume(filename, resume_optimizer,
+                                      resume_param_scheduler, map_location)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()
+            hint = [ln for ln in first if 'Unsupported global' in ln or
+                    'GLOBAL' in ln][:1] or first[:1]
+            raise UserError(
+                f'refusing to resume from {filename}: it holds objects '
+                f'outside the resume allow-list ({hint[0].strip()[:160]}); '
+                'resume only from checkpoints this project wrote') from e
+        finally:
+            self._resuming = False
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False,
+                        revise_keys=[(r'^module.', '')]):
+        """``load_from``: a file a user hands in, read with
+        ``weights_only=True`` (or safetensors) and checked against the model:
+        any shape mismatch, or no matching key at all, is an error.
+        (Resume files go through :meth:`resume`.)"""
+        if getattr(self, '_resuming', False):
+            return super().load_checkpoint(filename, map_location, strict,
+                                           revise_keys)
+        from mmengine.model import is_model_wrapper
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        state = load_state_dict(filename, map_location='cpu')
+        model = self.model.module if is_model_wrapper(self.model) \
+            else self.model
+        own = model.state_dict()
+        revised = {}
+        for k, v in state.items():
+            for pattern, repl in revise_keys:
+                k = re.sub(pattern, repl, k)
+            revised[k] = v
+        shared = [k for k in revised if k in own]
+        bad = [k for k in shared if hasattr(revised[k], 'shape') and
+               tuple(revised[k].shape) != tuple(own[k].shape)]
+        if not shared or bad:
+            what = (f'{bad[0]}: {tuple(revised[bad[0]].shape)} vs '
+                    f'{tuple(own[bad[0]].shape)}' if bad else
+                    'no parameter name matches')
+            raise UserError(
+                f'checkpoint {filename} does not match the configured '
+                f'architecture ({what}); use the config the checkpoint was '
+                'trained with')
+        checkpoint = dict(state_dict=state)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
+                                               revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+
+def is_complete_checkpoint(path):
+    """Cheap integrity check of a torch checkpoint: a readable zip archive
+    whose central directory (written last) is present. A file cut short by a
+    kill or a full disk fails it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return bool(zf.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def latest_complete_checkpoint(work_dir):
+    """The checkpoint ``--resume`` should continue from: the file named by
+    ``work_dir/last_checkpoint`` if it is complete, else the newest complete
+    ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None if there is none.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named and is_complete_checkpoint(named):
+            return named
+    found = []
+    for path in glob.glob(osp.join(work_dir, '*.pth')):
+        m = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', osp.basename(path))
+        if m:
+            found.append((int(m.group(2)), path))
+    for _, path in sorted(found, reverse=True):
+        if is_complete_checkpoint(path):
+            return path
+    return None
+
+
+@contextlib.contextmanager
+def _atomic_mmengine_save():
+    """Route mmengine's ``save_checkpoint(checkpoint, filepath)`` (as called
+    by ``Runner.save_checkpoint``) through :func:`atomic_torch_save` for
+    local paths while the context is open."""
+    import mmengine.runner.runner as mm_runner
+    original = mm_runner.save_checkpoint
+
+    def save(checkpoint, filename, file_client_args=None,
+             backend_args=None):
+        if '://' in str(filename) or file_client_args or backend_args:
+            return original(checkpoint, filename, file_client_args,
+                            backend_args)
+        atomic_torch_save(checkpoint, filename)
+
+    mm_runner.save_checkpoint = save
+    try:
+        yield
+    finally:
+        mm_runner.save_checkpoint = original

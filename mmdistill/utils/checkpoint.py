@@ -40,7 +40,10 @@ def load_state_dict(path, map_location='cpu'):
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        named = [ln for ln in lines if 'GLOBAL' in ln or
+                 'Unsupported global' in ln]
+        msg = (named or lines or [type(e).__name__])[0]
         if 'weights_only' in str(e) or 'Unsupported global' in str(e):
             raise UserError(
                 f'refusing to load {path}: it holds Python objects that '
@@ -49,7 +52,11 @@ def load_state_dict(path, map_location='cpu'):
                 'safetensors') from e
         raise UserError(f'corrupt checkpoint {path}: {msg[:160]} (re-save '
                         'or re-download it)') from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except PermissionError as e:
+        raise UserError(f'cannot read checkpoint {path}: permission denied '
+                        '(fix the file permissions)') from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError) as e:
         raise UserError(f'truncated or corrupt checkpoint {path}: '
                         f'{str(e).splitlines()[0][:160]} (re-save or '
                         're-download it)') from e
