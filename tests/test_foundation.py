@@ -81,15 +81,21 @@ def test_condition_dropout_uses_null_class():
     assert torch.equal(seen[0], torch.arange(6))
 
 
-def test_ema_update_rule():
-    m = _teacher(ema=dict(decay=0.9))
-    before = [p.clone() for p in m.net_ema.parameters()]
-    with torch.no_grad():
-        for p in m.net.parameters():
-            p.add_(1.0)
-    m.update_ema()
-    for b, pe, p in zip(before, m.net_ema.parameters(), m.net.parameters()):
-        assert torch.allclose(pe, 0.9 * b + 0.1 * p)
+@pytest.mark.parametrize('warmup', [False, True])
+def test_ema_update_rule(warmup):
+    m = _teacher(ema=dict(decay=0.9, warmup=warmup))
+    for n in (1, 2, 30):
+        while int(m.num_updates) < n - 1:
+            m.update_ema()
+        before = [p.clone() for p in m.net_ema.parameters()]
+        with torch.no_grad():
+            for p in m.net.parameters():
+                p.add_(1.0)
+        m.update_ema()  # update number n
+        d = min(0.9, (1 + n) / (10 + n)) if warmup else 0.9
+        for b, pe, p in zip(before, m.net_ema.parameters(),
+                            m.net.parameters()):
+            assert torch.allclose(pe, d * b + (1 - d) * p)
 
 
 def test_guided_x_fn_is_one_batched_call_and_matches_cfg():

@@ -33,11 +33,19 @@ def check_default_sample(default_sample):
 class EMAMixin:
     """Exponential moving average of ``self.net`` kept in ``self.net_ema``:
 
-        theta_ema <- d * theta_ema + (1 - d) * theta   (after each update)
+        theta_ema <- d_n * theta_ema + (1 - d_n) * theta   (after update n)
+
+    with the warm-up d_n = min(d, (1 + n) / (10 + n)) (``warmup=True``, the
+    default): without it the random initial weights keep a share d^n of the
+    average (37 % after 1000 updates at d = 0.999), which ruins samples of a
+    short run.
     """
 
     def _init_ema(self, ema):
-        self.ema_cfg = {**dict(decay=0.999, start_iter=0), **(ema or {})}
+        self.ema_cfg = {
+            **dict(decay=0.999, start_iter=0, warmup=True),
+            **(ema or {})
+        }
         if not 0 <= float(self.ema_cfg['decay']) <= 1:
             raise ValueError(f'ema.decay must be in [0, 1], got '
                              f"{self.ema_cfg['decay']}")
@@ -51,8 +59,11 @@ class EMAMixin:
         self.num_updates += 1
         if not self.ema_enabled:
             return
-        d = self.ema_cfg['decay'] if int(
-            self.num_updates) > self.ema_cfg['start_iter'] else 0.0
+        n = int(self.num_updates)
+        d = float(self.ema_cfg['decay']) if n > self.ema_cfg[
+            'start_iter'] else 0.0
+        if self.ema_cfg['warmup']:
+            d = min(d, (1 + n) / (10 + n))
         for pe, p in zip(self.net_ema.parameters(), self.net.parameters()):
             pe.lerp_(p.detach(), 1 - d)
         for be, b in zip(self.net_ema.buffers(), self.net.buffers()):
