@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import time
 
 from mmdistill.apis import add_common_args, cli_main, load_config
 from mmdistill.utils import UserError
@@ -66,12 +67,15 @@ def main():
     state = load_state_dict(args.checkpoint)
     runner = DistillRunner.from_cfg(cfg)
     load_into(unwrap(runner.model), state, 'model', args.checkpoint)
+    start = time.perf_counter()
     results = runner.test()
+    seconds = time.perf_counter() - start
     rank, world = get_dist_info()
     if rank == 0:
         results = {k: float(v) for k, v in results.items()}
         out = dict(config=args.config, checkpoint=args.checkpoint,
-                   processes=world, metrics=results)
+                   processes=world, eval_seconds=round(seconds, 2),
+                   metrics=results)
         js = osp.join(cfg.work_dir, 'test_results.json')
         md = osp.join(cfg.work_dir, 'test_results.md')
         atomic_write(js, lambda f: f.write(json.dumps(out, indent=2) + '\n'),
@@ -79,7 +83,8 @@ def main():
         atomic_write(md, lambda f: f.write(markdown_table(
             results, osp.basename(args.checkpoint))), mode='w')
         print(markdown_table(results, osp.basename(args.checkpoint)))
-        print(f'results written to {js} and {md}')
+        print(f'evaluated in {seconds:.1f} s on {world} process(es); '
+              f'results written to {js} and {md}')
 
 
 if __name__ == '__main__':
