@@ -1,0 +1,110 @@
+"""Smoke tests of the shipped distillation configs: CIFAR-10 32x32 and
+ImageNet 64x64 stage 1 -> stage 2 on a tiny generated class folder (a few
+iterations, narrow networks), and the digits configs' structure."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mmdistill.apis import load_config
+from mmdistill.registry import MODELS
+
+
+def make_folder(root, size, classes=2, per_class=3):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        os.makedirs(root / f'class{c}', exist_ok=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / f'class{c}' / f'{i}.png')
+    return root
+
+
+def tiny(den):
+    return dict(den, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                attn_levels=())
+
+
+def run(cfg, work_dir):
+    from mmdistill.engine import DistillRunner
+    cfg.work_dir = str(work_dir)
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_dataloader.batch_size = 2
+    cfg.default_hooks.logger.interval = 1
+    runner = DistillRunner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.parametrize('name,size,stage2,n_start', [
+    ('cifar10', 32, 'progressive_cifar10_8192to1', 4096),
+    ('imagenet64', 64, 'progressive_imagenet64_1024to1', 512),
+])
+def test_image_folder_configs_smoke(tmp_path, repo_root, name, size, stage2,
+                                    n_start):
+    data = make_folder(tmp_path / 'data', size)
+    cfg = load_config(os.path.join(repo_root, 'configs', 'guided_distill',
+                                   f'guided_distill_{name}.py'))
+    # the shipped (paper) settings
+    assert cfg.model.type == 'GuidanceDistiller'
+    assert cfg.model.teacher.image_shape == (3, size, size)
+    teacher_cfg = dict(cfg.model.teacher)
+    teacher_cfg['denoiser'] = tiny(teacher_cfg['denoiser'])
+    teacher = MODELS.build(teacher_cfg)
+    torch.save({'state_dict': teacher.state_dict()}, tmp_path / 't.pth')
+    cfg.model.teacher = teacher_cfg
+    cfg.model.teacher_ckpt = str(tmp_path / 't.pth')
+    cfg.train_dataloader.dataset.data_root = str(data)
+    cfg.train_cfg.max_iters = 2
+    cfg.param_scheduler[0].end = 2
+    runner = run(cfg, tmp_path / 's1')
+    assert runner.iter == 2
+    in_opt = {id(p) for g in runner.optim_wrapper.optimizer.param_groups
+              for p in g['params']}
+    assert not in_opt & {id(p) for p in runner.model.teacher.parameters()}
+    ckpt1 = tmp_path / 's1' / 'iter_2.pth'
+    assert ckpt1.is_file()
+
+    cfg2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
+                                    f'{stage2}.py'))
+    assert cfg2.model.num_steps == n_start
+    hook = [h for h in cfg2.custom_hooks
+            if h.type == 'ProgressiveDistillationHook'][0]
+    assert hook.n_start == n_start and hook.n_end == 1
+    assert cfg2.train_cfg.max_iters == hook.iters_per_stage * (
+        n_start.bit_length())
+    cfg2.model.student = tiny(cfg2.model.student)
+    cfg2.model.teacher_ckpt = str(ckpt1)
+    cfg2.model.num_steps = 2
+    cfg2.custom_hooks = [dict(type='PortableCheckpointHook'),
+                         dict(type='ProgressiveDistillationHook', n_start=2,
+                              n_end=1, iters_per_stage=1)]
+    cfg2.train_dataloader.dataset.data_root = str(data)
+    cfg2.train_cfg.max_iters = 2
+    cfg2.param_scheduler[0].end = 1
+    runner = run(cfg2, tmp_path / 's2')
+    assert int(runner.model.num_steps) == 1
+    for n in (2, 1):
+        st = torch.load(tmp_path / 's2' / f'student_{n}step.pth',
+                        weights_only=True)
+        assert st['meta']['num_steps'] == n
+    out = runner.model.sample(torch.tensor([0, 1]), guidance=1.0)
+    assert out.shape == (2, 3, size, size)
+
+
+def test_digits_configs(repo_root):
+    s1 = load_config(os.path.join(repo_root, 'configs', 'guided_distill',
+                                  'guided_distill_digits.py'))
+    assert s1.model.teacher.type == 'CFGDiffusion'
+    assert s1.model.teacher_ckpt == 'checkpoints/digits_teacher.pth'
+    assert (s1.model.w_min, s1.model.w_max) == (0.0, 4.0)
+    s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
+                                  'progressive_digits_64to1.py'))
+    hook = [h for h in s2.custom_hooks
+            if h.type == 'ProgressiveDistillationHook'][0]
+    # 64-step first teacher: students 32 -> 1, within max_iters
+    assert 2 * hook.n_start == 64 and hook.n_end == 1
+    assert hook.iters_per_stage * 6 <= s2.train_cfg.max_iters
