@@ -11,8 +11,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEACHER = 'configs/teacher/cfg_unet_digits.py'
 FOLDER_CFG = 'tests/data/reliability/cfg_image_folder.py'
 # a tiny, fast teacher with the crash-safe checkpoint hook and optimizer
+TINY_UNET = 'model.denoiser.base_channels=8'
 SMALL = [
-    'model.denoiser.base_channels=8', 'train_dataloader.batch_size=16',
+    'train_dataloader.batch_size=16',
     'default_hooks.logger.interval=1',
     'default_hooks.checkpoint.type=AtomicCheckpointHook',
     'default_hooks.checkpoint.interval=1',
@@ -27,8 +28,11 @@ def env(**extra):
 
 
 def train_cmd(config, work_dir, *opts, extra=()):
+    """tools/train.py argv; the teacher configs get a tiny UNet."""
+    tiny = [TINY_UNET] if 'distill' not in config and 'mgd3' not in \
+        config else []
     return [sys.executable, 'tools/train.py', config, '--work-dir',
-            str(work_dir), *extra, '--cfg-options', *SMALL, *opts]
+            str(work_dir), *extra, '--cfg-options', *SMALL, *tiny, *opts]
 
 
 def run_train(config, work_dir, *opts, extra=(), timeout=240, **envs):
