@@ -229,3 +229,27 @@ def test_cli_validation_errors(tmp_path, repo_root):
                'train_cfg.max_iters=5')
     assert r.returncode == 2
     assert 'max_iters' in r.stderr.strip().splitlines()[-1]
+
+
+def test_student_file_loads_strictly(tmp_path):
+    """A saved student_{N}step.pth (net.* + num_steps) loads strictly into
+    a ProgressiveDistiller built without a teacher checkpoint."""
+    m, _ = build(tmp_path)
+    randomize(m.net, seed=11)
+    m.num_steps.fill_(2)
+    hook = ProgressiveDistillationHook(n_start=2, n_end=1, iters_per_stage=1)
+    runner = SimpleNamespace(work_dir=str(tmp_path),
+                             logger=SimpleNamespace(info=lambda *a: None))
+    hook.save_student(runner, m, 2, 1)
+    st = torch.load(tmp_path / 'student_2step.pth', weights_only=True)
+    assert set(st['state_dict']) == {f'net.{k}' for k in m.net.state_dict()
+                                     } | {'num_steps'}
+    fresh = MODELS.build(dict(type='ProgressiveDistiller',
+                              student=student_cfg(), num_classes=3,
+                              image_shape=(1, 8, 8), num_steps=8))
+    fresh.load_state_dict(st['state_dict'])
+    assert int(fresh.num_steps) == 2
+    z = torch.randn(2, 1, 8, 8)
+    lab = torch.tensor([0, 1])
+    assert torch.equal(fresh.sample(lab, noise=z, guidance=1.0),
+                       m.sample(lab, noise=z, guidance=1.0))

@@ -118,6 +118,23 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
             self.net_ema.load_state_dict(self.net.state_dict())
         self.num_steps.fill_(int(num_steps))
 
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """As ``nn.Module.load_state_dict``; a student file
+        (``student_{N}step.pth``: ``net.*`` and ``num_steps`` only) loads
+        strictly too: the missing teacher (and EMA) weights are taken from
+        ``net.*`` (the next stage's teacher is the student itself)."""
+        state = dict(state_dict)
+        net_keys = {k[4:]: v for k, v in state.items()
+                    if k.startswith('net.')}
+        if net_keys and not any(k.startswith('teacher.') for k in state):
+            state.update({f'teacher.net.{k}': v for k, v in net_keys.items()})
+        if net_keys and self.net_ema is not None and not any(
+                k.startswith('net_ema.') for k in state):
+            state.update({f'net_ema.{k}': v for k, v in net_keys.items()})
+        if net_keys and 'num_updates' not in state:
+            state['num_updates'] = self.num_updates.clone()
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
     # -- model math --------------------------------------------------------
     def x_hat(self, net, z, t, y, w):
         """x_hat = to_x(net(z, t, y, w))."""
