@@ -66,5 +66,6 @@ def test_two_processes_equal_one(tmp_path):
         assert set(multi) == set(single)
         # identical batches on any process count -> identical numbers
         for k in single:
-            assert multi[k] == pytest.approx(single[k], rel=1e-12, abs=1e-12), k
+            assert multi[k] == pytest.approx(single[k], rel=1e-12,
+                                             abs=1e-12), k
     assert 'FID-47/2step-w2-ddpm' in single

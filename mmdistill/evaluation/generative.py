@@ -33,7 +33,8 @@ def format_count(n):
 def setting_name(prefix, n, kw):
     """Metric name such as ``FID-10k/4step-w2`` (sampler added unless
     'ddim')."""
-    name = f'{prefix}-{format_count(n)}/{kw["steps"]}step-w{float(kw["guidance"]):g}'
+    name = (f'{prefix}-{format_count(n)}/{kw["steps"]}step-'
+            f'w{float(kw["guidance"]):g}')
     if kw.get('sampler', 'ddim') != 'ddim':
         name += f'-{kw["sampler"]}'
     return name
