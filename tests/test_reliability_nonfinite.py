@@ -1,0 +1,110 @@
+"""Non-finite losses: ``SafeOptimWrapper`` skips the update, counts it, and
+stops with a one-line error after ``max_consecutive`` non-finite steps in a
+row; weights and checkpoints stay finite."""
+import os
+import uuid
+
+import pytest
+import torch
+
+from _reliability import ROOT, SMALL, TEACHER, TINY_UNET
+from mmdistill.models.cfg_diffusion import CFGDiffusion
+from mmdistill.registry import MODELS
+
+
+@MODELS.register_module(force=True)
+class NaNLossDiffusion(CFGDiffusion):
+    """The teacher, with a NaN loss at 1-based iterations
+    ``nan_from <= it <= nan_until``."""
+
+    def __init__(self, *args, nan_from=0, nan_until=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.nan_from, self.nan_until = nan_from, nan_until
+
+    def loss(self, x, y):
+        out = super().loss(x, y)
+        it = int(self.num_updates) + 1
+        if self.nan_from <= it <= self.nan_until:
+            out['loss'] = out['loss'] * float('nan')
+        return out
+
+
+def _runner(wd, wrapper, nan_from, nan_until, max_iters, **wrapper_kw):
+    from mmdistill.apis import load_config
+    from mmdistill.engine import DistillRunner
+    cfg = load_config(os.path.join(ROOT, TEACHER), SMALL + [TINY_UNET])
+    cfg.model.type = 'NaNLossDiffusion'
+    cfg.model.update(nan_from=nan_from, nan_until=nan_until)
+    cfg.optim_wrapper.type = wrapper
+    cfg.optim_wrapper.update(wrapper_kw)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    cfg.work_dir = str(wd)
+    cfg.experiment_name = f'nan{uuid.uuid4().hex[:10]}'
+    return DistillRunner.from_cfg(cfg)
+
+
+def _net(path):
+    sd = torch.load(path, weights_only=True)['state_dict']
+    return {k: v for k, v in sd.items() if k.startswith('net.')}
+
+
+def _finite(sd):
+    return all(bool(torch.isfinite(v.float()).all()) for v in sd.values())
+
+
+def test_one_nan_step_is_skipped_and_counted(tmp_path):
+    r = _runner(tmp_path / 'safe', 'SafeOptimWrapper', 3, 3, 5)
+    r.train()
+    assert r.message_hub.get_scalar('train/nonfinite_skips').current() == 1
+    assert r.optim_wrapper.nonfinite_skips == 1
+    assert r.optim_wrapper.nonfinite_streak == 0  # training went on
+    a, b, c = (_net(tmp_path / 'safe' / f'iter_{i}.pth') for i in (2, 3, 4))
+    for k in a:  # the skipped step 3 changed nothing, step 4 did
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(b[k], c[k]) for k in b)
+    assert _finite(_net(tmp_path / 'safe' / 'iter_5.pth'))
+    # control: the plain OptimWrapper lets the same NaN into the weights
+    r = _runner(tmp_path / 'plain', 'OptimWrapper', 3, 3, 4)
+    r.train()
+    assert not _finite(_net(tmp_path / 'plain' / 'iter_4.pth'))
+
+
+def test_consecutive_nan_steps_stop_training(tmp_path):
+    from mmdistill.utils import UserError
+    wd = tmp_path / 'run'
+    r = _runner(wd, 'SafeOptimWrapper', 3, 10**6, 20, max_consecutive=3)
+    with pytest.raises(UserError) as e:
+        r.train()
+    msg = str(e.value)
+    assert '\n' not in msg and '3 consecutive steps' in msg
+    assert 'last checkpoint is untouched' in msg
+    # iterations 3, 4, 5 were non-finite: stopped in 5, before its checkpoint
+    assert not (wd / 'iter_5.pth').exists()
+    assert open(wd / 'last_checkpoint').read().strip().endswith('iter_4.pth')
+    good = _net(wd / 'iter_2.pth')
+    for i in (3, 4):
+        ck = _net(wd / f'iter_{i}.pth')
+        assert _finite(ck)
+        for k in good:
+            assert torch.equal(good[k], ck[k]), (i, k)
+
+
+def test_max_consecutive_must_be_positive():
+    from mmdistill.engine.optim_wrapper import SafeOptimWrapper
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match='max_consecutive'):
+        SafeOptimWrapper(optimizer=opt, max_consecutive=0)
+
+
+def test_skip_counter_survives_resume():
+    from mmdistill.engine.optim_wrapper import SafeOptimWrapper
+    p = torch.nn.Parameter(torch.ones(2))
+    ow = SafeOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1))
+    ow.update_params((p * float('inf')).sum())
+    ow.update_params((p * 1.0).sum())
+    assert ow.nonfinite_skips == 1
+    assert torch.allclose(p.detach(), torch.full((2, ), 0.9))  # one step
+    ow2 = SafeOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1))
+    ow2.load_state_dict(ow.state_dict())
+    assert ow2.nonfinite_skips == 1
