@@ -302,3 +302,54 @@ def test_real_nums_too_large():
     ctx = EvalContext(tiny_teacher(), TensorSource(x), progress=False)
     with pytest.raises(UserError, match='real_nums'):
         run_metrics([m], ctx)
+
+
+class _StubRunner:
+    """What the generative loops use of a Runner."""
+
+    def __init__(self, model):
+        self.model, self.hooks = model, []
+
+    def build_evaluator(self, evaluator):
+        return evaluator
+
+    def call_hook(self, name, **kwargs):
+        self.hooks.append((name, kwargs))
+
+
+@pytest.mark.parametrize('kind', ['test', 'val'])
+def test_generative_loops_use_dataset_and_metrics(kind):
+    from mmengine.evaluator import Evaluator
+    from torch.utils.data import DataLoader
+
+    from mmdistill.datasets import DigitsDataset
+    from mmdistill.registry import LOOPS
+    model = tiny_teacher()
+    ext = dict(type='classifier', checkpoint=CLS_CKPT)
+    evaluator = Evaluator([
+        FID(fake_nums=20, extractor=ext,
+            sample_kwargs=dict(steps=2, guidance=1.0)),
+        FID(fake_nums=20, extractor=ext, real_nums=100,
+            sample_kwargs=dict(steps=2, guidance=1.0), prefix='FIDr100')])
+    runner = _StubRunner(model)
+    loader = DataLoader(DigitsDataset(split='test'), batch_size=50)
+    loop = LOOPS.build(dict(
+        type=f'Generative{kind.capitalize()}Loop', runner=runner,
+        dataloader=loader, evaluator=evaluator, batch_size=8,
+        progress=False))
+    res = loop.run()
+    assert set(res) == {'FID-20/2step-w1', 'FIDr100-20/2step-w1'}
+    # the loop compared with the data set's images
+    ext_m = build_extractor(ext)
+    x, _ = load_digits_split('test')
+    imgs, _ = SampleSource(model, dict(steps=2, guidance=1.0))(
+        list(range(20)))
+    fake = ext_m.extract(imgs)['features']
+    real = ext_m.extract(torch.as_tensor(x).float())['features']
+    assert res['FID-20/2step-w1'] == pytest.approx(
+        fid_from_features(fake, real), rel=1e-6)
+    assert res['FIDr100-20/2step-w1'] == pytest.approx(
+        fid_from_features(fake, real[:100]), rel=1e-6)
+    names = [h for h, _ in runner.hooks]
+    assert names[0] == f'before_{kind}' and names[-1] == f'after_{kind}'
+    assert dict(runner.hooks)[f'after_{kind}_epoch']['metrics'] == res
