@@ -73,9 +73,9 @@ def main():
     wd = osp.abspath(args.work_dir)
     os.makedirs(wd, exist_ok=True)
     q = args.quick
-    t_iters = args.teacher_iters or (30 if q else 3000)
-    s1_iters = args.stage1_iters or (20 if q else 1500)
-    per_half = args.iters_per_halving or (5 if q else 500)
+    t_iters = args.teacher_iters or (30 if q else 2000)
+    s1_iters = args.stage1_iters or (20 if q else 1000)
+    per_half = args.iters_per_halving or (5 if q else 300)
     n_eval = 100 if q else args.num_samples
     ref_steps = 16 if q else args.teacher_steps
     small = ['model.denoiser.base_channels=8'] if q else []
