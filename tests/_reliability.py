@@ -10,6 +10,9 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEACHER = 'configs/teacher/cfg_unet_digits.py'
 FOLDER_CFG = 'tests/data/reliability/cfg_image_folder.py'
+STALL_CFG = 'tests/data/reliability/cfg_stall.py'
+PROGRESSIVE_CFG = 'tests/data/reliability/cfg_progressive_tiny.py'
+TEACHER_LIKE = (TEACHER, FOLDER_CFG, STALL_CFG)
 # a tiny, fast teacher with the crash-safe checkpoint hook and optimizer
 TINY_UNET = 'model.denoiser.base_channels=8'
 SMALL = [
@@ -29,8 +32,7 @@ def env(**extra):
 
 def train_cmd(config, work_dir, *opts, extra=()):
     """tools/train.py argv; the teacher configs get a tiny UNet."""
-    tiny = [TINY_UNET] if 'distill' not in config and 'mgd3' not in \
-        config else []
+    tiny = [TINY_UNET] if config in TEACHER_LIKE else []
     return [sys.executable, 'tools/train.py', config, '--work-dir',
             str(work_dir), *extra, '--cfg-options', *SMALL, *tiny, *opts]
 
