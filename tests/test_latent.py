@@ -137,6 +137,10 @@ def test_teacher_in_half_precision(tmp_path):
     assert out.dtype == torch.float32
     err = (out - ref).norm() / ref.norm()
     assert 0 < err < 0.05, err
+    # a student copied from a half-precision teacher trains in float32
+    import copy
+    student = copy.deepcopy(half).enable_guidance_embedding()
+    assert student.dtype == torch.float32 and half.dtype == torch.bfloat16
     with pytest.raises(UserError, match='torch_dtype'):
         MODELS.build(dict(type='DiffusersDiT', pretrained=folder,
                           torch_dtype='int8'))

@@ -242,6 +242,10 @@ class _DiffusersDenoiser(nn.Module):
         self.model.enable_gradient_checkpointing()
         return self
 
+    def _to_float32(self):
+        if self.dtype in (torch.float16, torch.bfloat16):
+            self.model.float()
+
     def _cast_in(self, z):
         return z.to(self.dtype)
 
@@ -260,7 +264,10 @@ class _HookedGuidanceMixin:
         self._hooks = []
 
     def enable_guidance_embedding(self, feat_dim=256):
-        """Add the zero-initialised GuidanceEmbedding (idempotent)."""
+        """Add the zero-initialised GuidanceEmbedding (idempotent). The
+        network becomes a student, trained in float32 (a teacher loaded in
+        half precision is copied up)."""
+        self._to_float32()
         if self.guidance_emb is None:
             p = next(self.model.parameters())
             self.guidance_emb = GuidanceEmbedding(
@@ -426,7 +433,9 @@ class DiffusersTextUNet(_DiffusersDenoiser):
         return self.model.config.time_cond_proj_dim is not None
 
     def enable_guidance_embedding(self, cond_dim=None):
-        """Rebuild with ``time_cond_proj_dim`` and a zero ``cond_proj``."""
+        """Rebuild with ``time_cond_proj_dim`` and a zero ``cond_proj``
+        (in float32: the network becomes a trained student)."""
+        self._to_float32()
         if self.guidance_enabled:
             return self
         from diffusers import UNet2DConditionModel
