@@ -9,6 +9,7 @@ guidance) and optionally evaluate it.
     python tools/synthesize.py CONFIG --evaluate           # + accuracy,
                                                            # diversity
     python tools/synthesize.py CONFIG --eval-only          # evaluate only
+    python tools/synthesize.py CONFIG --eval-only --plot docs/mgd3_modes.png
 
 An interrupted run continues where it stopped when started again with the
 same config (finished images are kept and not regenerated).
@@ -37,6 +38,9 @@ def parse_args():
                    'and test them on the real test split')
     p.add_argument('--eval-only', action='store_true',
                    help='evaluate an existing synthetic data set')
+    p.add_argument('--plot', metavar='PNG',
+                   help='save a picture of the modes, the samples and a PCA '
+                   'projection (pixel-space runs)')
     p.add_argument('--no-progress', action='store_true',
                    help='hide the progress bar')
     add_common_args(p)
@@ -66,6 +70,9 @@ def main():
         real_cfg = man['settings']['real_data']
         print(f"wrote {man['total']} images to {out_dir} in "
               f'{time.time() - t0:.1f} s (fingerprint {man["fingerprint"]})')
+    if args.plot:
+        from mmdistill.synthesis.visualize import plot_modes
+        print(f'picture: {plot_modes(out_dir, args.plot, real_cfg)}')
     if args.evaluate or args.eval_only:
         if 'evaluation' not in cfg:
             raise UserError('the config has no evaluation section')

@@ -22,9 +22,9 @@ synthesis = dict(
     batch_size=256)
 evaluation = dict(
     test_data=dict(type='DigitsDataset', split='test'),
-    classifiers=[dict(type='ConvNet', width=64, depth=2)],
+    classifiers=[dict(type='ConvNet', width=32, depth=2)],
     seeds=(0, 1, 2),
-    iterations=1000,
+    iterations=500,
     batch_size=64,
     lr=0.01,
     momentum=0.9,

@@ -28,8 +28,8 @@ from .pipeline import ANNOTATIONS
 from .registry import build
 
 DEFAULT_EVAL = dict(
-    classifiers=[dict(type='ConvNet', width=64, depth=2)],
-    seeds=(0, 1, 2), iterations=1000, batch_size=64, lr=0.01, momentum=0.9,
+    classifiers=[dict(type='ConvNet', width=32, depth=2)],
+    seeds=(0, 1, 2), iterations=500, batch_size=64, lr=0.01, momentum=0.9,
     weight_decay=5e-4, milestones=(0.5, 0.75), shift=1, flip=False,
     image_size=None, channels=None, num_neighbours=50)
 
@@ -163,6 +163,9 @@ def evaluate_dataset(folder, eval_cfg, real_train_cfg, log=print):
         x_test = F.interpolate(x_test, size=(size, size), mode='bilinear',
                                align_corners=False)
     x, y = load_synthetic(folder, size, ch)
+    real_train_cfg = dict(real_train_cfg)
+    if 'image_size' in real_train_cfg:  # load at the evaluation size
+        real_train_cfg['image_size'] = size
     x_real, y_real = dataset_tensors(real_train_cfg)
     if x_real.shape[-1] != size:
         x_real = F.interpolate(x_real, size=(size, size), mode='bilinear',

@@ -35,10 +35,13 @@ class PixelTeacherGenerator:
     Args:
         model_config (str): config file whose ``model`` is the teacher.
         checkpoint (str): teacher weights (mmengine checkpoint or state dict).
+        sample_model (str): 'ema' (``net_ema.*`` if present, else
+            ``net.*``) or 'orig' (the raw ``net.*`` weights).
         device (str): 'auto', 'cpu' or 'cuda'.
     """
 
-    def __init__(self, model_config, checkpoint, device='auto'):
+    def __init__(self, model_config, checkpoint, sample_model='ema',
+                 device='auto'):
         from mmdistill.apis import load_config
         import mmdistill  # noqa: F401  (registers components)
         cfg = load_config(model_config)
@@ -48,7 +51,12 @@ class PixelTeacherGenerator:
             else dict(cfg.model)
         self.model = MODELS.build(model_cfg)
         state = load_state_dict(checkpoint)
-        prefix, sub = sub_state_dict(state, ('net_ema.', 'net.'))
+        if sample_model not in ('ema', 'orig'):
+            raise UserError(f"sample_model must be 'ema' or 'orig', got "
+                            f'{sample_model!r}')
+        prefix, sub = sub_state_dict(
+            state, ('net_ema.', 'net.') if sample_model == 'ema' else
+            ('net.', ))
         if not sub:
             raise UserError(f'teacher checkpoint {checkpoint} has no net.* '
                             'or net_ema.* weights (is it a CFGDiffusion '

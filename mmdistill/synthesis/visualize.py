@@ -1,0 +1,79 @@
+"""Picture of a synthetic data set: per class the modes next to the
+(mode-guided) samples, and a 2-D PCA projection of the real data, the modes
+and the samples (pixel-space modes only; latent modes are decoded first if a
+``decode`` function is given)."""
+import os
+
+import numpy as np
+import torch
+
+from mmdistill.utils import UserError
+from .evaluate import dataset_tensors, load_synthetic
+from .pipeline import MANIFEST, MODES
+
+
+def plot_modes(folder, save_path, real_cfg, decode=None, max_ipc=10):
+    """Write the figure to ``save_path`` (PNG, matplotlib Agg)."""
+    import json
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+    mpath = os.path.join(folder, MODES)
+    if not os.path.isfile(mpath):
+        raise UserError(f'{mpath} not found: the run used no modes '
+                        '(lam = 0 and init = noise); nothing to plot')
+    with open(os.path.join(folder, MANIFEST)) as f:
+        classes = json.load(f)['classes']
+    modes = torch.load(mpath, weights_only=True)['modes']  # (K, IPC, ...)
+    if decode is not None:
+        k, ipc = modes.shape[:2]
+        modes = decode(modes.flatten(0, 1)).reshape(k, ipc, -1, *decode(
+            modes[:1, 0]).shape[-2:])
+    modes = modes.clamp(-1, 1)
+    size, ch = modes.shape[-1], modes.shape[2]
+    x, y = load_synthetic(folder, size, ch)
+    x_real, y_real = dataset_tensors(real_cfg)
+    k, ipc = modes.shape[:2]
+    n = min(ipc, max_ipc)
+    fig = plt.figure(figsize=(2 * n * 0.55 + 7, max(k * 0.6, 4)))
+    gs = fig.add_gridspec(k, 2 * n + 1 + 12)
+    for c in range(k):
+        xs = x[y == c]
+        for j in range(n):
+            for col, img in ((j, modes[c, j]), (n + 1 + j, xs[j]
+                                                 if j < len(xs) else None)):
+                ax = fig.add_subplot(gs[c, col])
+                ax.axis('off')
+                if img is None:
+                    continue
+                arr = ((img + 1) / 2).permute(1, 2, 0).numpy()
+                ax.imshow(arr[..., 0] if ch == 1 else arr, cmap='gray',
+                          vmin=0, vmax=1)
+                if j == 0 and col == 0:
+                    ax.text(-0.6, 0.5, classes[c], fontsize=7, va='center',
+                            ha='right', transform=ax.transAxes)
+                if c == 0 and j == 0:
+                    ax.set_title('modes' if col == 0 else 'samples',
+                                 fontsize=7, loc='left')
+    ax = fig.add_subplot(gs[:, 2 * n + 2:])
+    pca = PCA(2, random_state=0).fit(x_real.flatten(1).numpy())
+    pr = pca.transform(x_real.flatten(1).numpy())
+    pm = pca.transform(modes.flatten(2).flatten(0, 1).numpy())
+    ps = pca.transform(x.flatten(1).numpy())
+    cm = plt.get_cmap('tab10')
+    ym = np.repeat(np.arange(k), ipc)
+    for c in range(k):
+        col = cm(c % 10)
+        ax.scatter(*pr[y_real.numpy() == c].T, s=3, color=col, alpha=0.25)
+        ax.scatter(*ps[y.numpy() == c].T, s=14, color=col, marker='^',
+                   edgecolors='k', linewidths=0.3)
+        ax.scatter(*pm[ym == c].T, s=40, color=col, marker='X',
+                   edgecolors='k', linewidths=0.5)
+    ax.set_title('PCA: real (dots), modes (X), samples (^)', fontsize=8)
+    ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
+    fig.savefig(save_path, dpi=110)
+    plt.close(fig)
+    return save_path
