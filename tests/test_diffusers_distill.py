@@ -114,6 +114,16 @@ def test_family_stage1_stage2_export_reload(family, folders, tmp_path):
     train(s1, data, 12, 3e-4 if family == 'sd' else 1e-3)
     after = fixed_draw_loss(s1, data)
     assert after < 0.9 * before, (before, after)
+    # the stage-1 student exports too (default steps from default_sample)
+    out1 = str(tmp_path / 'export1')
+    assert export_student(s1, out1)['num_inference_steps'] == \
+        s1.default_sample['steps']
+    noise = torch.randn((2, ) + tuple(s1.image_shape))
+    torch.testing.assert_close(
+        load_pipeline(out1)(cond, num_inference_steps=2, guidance=1.0,
+                            noise=noise),
+        s1.sample(cond, noise=noise, steps=2, guidance=1.0),
+        atol=1e-5, rtol=1e-5)
     ckpt1 = str(tmp_path / 'stage1.pth')
     torch.save({'state_dict': s1.state_dict()}, ckpt1)
     # -- stage 2: one halving, 4 -> 2 steps --------------------------------

@@ -144,3 +144,25 @@ def test_teacher_in_half_precision(tmp_path):
     with pytest.raises(UserError, match='torch_dtype'):
         MODELS.build(dict(type='DiffusersDiT', pretrained=folder,
                           torch_dtype='int8'))
+
+
+def test_text_teacher_null_and_other_conditions(sd_folder):
+    teacher = MODELS.build(dict(
+        type='TextCFGDiffusion',
+        denoiser=dict(type='DiffusersTextUNet', pretrained=sd_folder),
+        data_preprocessor=dict(type='LatentDataPreprocessor', vae=sd_folder,
+                               text_encoder=sd_folder)))
+    assert teacher.image_shape == (4, 8, 8) and teacher.prediction_type == \
+        'eps'
+    pre = teacher.data_preprocessor
+    y = pre.encode_condition(['one', 'two', 'three'])
+    empty = pre.encode_condition([''])[0]
+    for null in (teacher.null_condition(y),
+                 teacher.condition_provider().null(y)):
+        assert null.shape == y.shape
+        for i in range(3):
+            torch.testing.assert_close(null[i], empty)
+    other = teacher.random_condition(y, torch.Generator().manual_seed(0))
+    for i in range(3):  # another caption of the batch, never its own
+        match = [j for j in range(3) if torch.equal(other[i], y[j])]
+        assert len(match) == 1 and match[0] != i
