@@ -39,6 +39,17 @@ def inception_search_paths():
     return [p for p in paths if p]
 
 
+def resolve_repo_path(path):
+    """``path`` as given if it exists, else relative to the repository root
+    (so the shipped ``checkpoints/...`` resolve from any working folder)."""
+    path = os.fspath(path)
+    if osp.isfile(path) or osp.isabs(path):
+        return path
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    alt = osp.join(root, path)
+    return alt if osp.isfile(alt) else path
+
+
 def to_uint8_range(images):
     """[-1, 1] -> round(127.5 (x + 1)) in [0, 255] as uint8."""
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(
@@ -128,6 +139,7 @@ class ClassifierFeatureExtractor(FeatureExtractor):
                           width=32, feat_dim=128)):
         super().__init__()
         self.net = MODELS.build(net).eval()
+        checkpoint = resolve_repo_path(checkpoint)
         state = load_state_dict(checkpoint)
         prefix, sub = sub_state_dict(state, ['net.'])
         load_into(self.net, sub if prefix else state, 'classifier',
