@@ -57,8 +57,9 @@ def load_state_dict(path, map_location='cpu'):
                         '(fix the file permissions)') from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             OSError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
         raise UserError(f'truncated or corrupt checkpoint {path}: '
-                        f'{str(e).splitlines()[0][:160]} (re-save or '
+                        f'{first.split(". ")[0][:160]} (re-save or '
                         're-download it)') from e
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         ckpt = ckpt['state_dict']
