@@ -64,10 +64,17 @@ class EMAMixin:
             'start_iter'] else 0.0
         if self.ema_cfg['warmup']:
             d = min(d, (1 + n) / (10 + n))
-        for pe, p in zip(self.net_ema.parameters(), self.net.parameters()):
-            pe.lerp_(p.detach(), 1 - d)
-        for be, b in zip(self.net_ema.buffers(), self.net.buffers()):
-            be.copy_(b)
+        # one fused call over all tensors instead of a Python loop (pairs
+        # as zip() makes them)
+        ema_p, src_p = list(self.net_ema.parameters()), [
+            p.detach() for p in self.net.parameters()]
+        k = min(len(ema_p), len(src_p))
+        if k:
+            torch._foreach_lerp_(ema_p[:k], src_p[:k], 1 - d)
+        ema_b, src_b = list(self.net_ema.buffers()), list(self.net.buffers())
+        k = min(len(ema_b), len(src_b))
+        if k:
+            torch._foreach_copy_(ema_b[:k], src_b[:k])
 
     def pick_net(self, sample_model='ema'):
         if sample_model not in ('ema', 'orig'):
@@ -166,13 +173,15 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         """x_fn(z, t) = (1 + w) x_hat(z, t, y) - w x_hat(z, t, null), with the
         conditional and unconditional branch in one batched call."""
         net = net if net is not None else self.pick_net(sample_model)
-        null = self.null_condition(labels)
+        # decided once per sampling run, not per step: bool(tensor) is a
+        # host-device synchronisation
+        if not bool((torch.as_tensor(w) != 0).any()):
+            return lambda z, t: self.x_hat(net, z, t, labels)
+        labels2 = torch.cat([labels, self.null_condition(labels)])
 
         def x_fn(z, t):
-            if not bool((w != 0).any()):
-                return self.x_hat(net, z, t, labels)
             x2 = self.x_hat(net, torch.cat([z, z]), torch.cat([t, t]),
-                            torch.cat([labels, null]))
+                            labels2)
             x_c, x_u = x2.chunk(2)
             return cfg_combine(x_c, x_u, w)
 
