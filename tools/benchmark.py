@@ -201,11 +201,10 @@ def interleaved(fns, repeats, warmup, min_round_s=0.05):
     from mmdistill.utils.benchmark import median_time
     numbers = {}
     for k, fn in fns.items():
-        for _ in range(warmup):
+        for _ in range(max(warmup, 1)):  # the last one sizes the rounds
+            t0 = time.perf_counter()
             fn()
-        t0 = time.perf_counter()
-        fn()
-        one = time.perf_counter() - t0
+            one = time.perf_counter() - t0
         numbers[k] = max(1, int(math.ceil(min_round_s / max(one, 1e-9))))
     times = {k: [] for k in fns}
     for _ in range(repeats):
@@ -236,7 +235,7 @@ def bench_sampling(args, log):
     fns = {('teacher', n): job(teacher, n) for n in t_steps}
     fns.update({('student', n): job(student, n) for n in s_steps})
     with autocast(args):
-        med, numbers = interleaved(fns, args.repeats, 1,
+        med, numbers = interleaved(fns, args.sample_repeats, 1,
                                    min_round_s=args.min_round_s)
     ips = {k: b / v for k, v in med.items()}
     rows, result = [], dict(batch=b, images_per_s={}, speedup={})
@@ -266,7 +265,8 @@ def bench_sampling(args, log):
                  f'{tgt:.1f}x over the 256-step CFG teacher: measured '
                  f'{sp:.1f}x ({"met" if sp >= tgt else "NOT met"}).')
     body += (f'\n\nSame batch ({b}), same device, guidance w = 2, median of '
-             f'{args.repeats} interleaved rounds.')
+             f'{args.sample_repeats} interleaved rounds after one warm-up '
+             'call each.')
     log(body)
     return body, result
 
@@ -557,7 +557,10 @@ def parse_args(argv=None):
     p.add_argument('--train-batch', type=int, default=None)
     p.add_argument('--teacher-steps', default=None)
     p.add_argument('--student-steps', default=None)
-    p.add_argument('--repeats', type=int, default=None)
+    p.add_argument('--repeats', type=int, default=None,
+                   help='interleaved timing rounds of the train section')
+    p.add_argument('--sample-repeats', type=int, default=None,
+                   help='interleaved timing rounds of the sampling section')
     p.add_argument('--eval-n', type=int, default=None)
     p.add_argument('--mem-iters', type=int, default=3)
     p.add_argument('--teacher-ckpt', default=None,
@@ -571,11 +574,12 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     q = a.quick
     defaults = dict(threads=1,
-                    sample_batch=64 if q else 500,
+                    sample_batch=64 if q else 100,
                     train_batch=16 if q else 128,
                     teacher_steps='16,4' if q else '256,64',
                     student_steps='1,2,4' if q else '1,2,4,8',
-                    repeats=2 if q else 5, eval_n=200 if q else 10000)
+                    repeats=2 if q else 5, sample_repeats=1 if q else 2,
+                    eval_n=200 if q else 10000)
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
