@@ -166,6 +166,7 @@ def test_nearest_real_init_and_real_subset(tmp_path, teacher_ckpt):
     assert np.bincount(y.numpy()).tolist() == [3] * 10
 
 
+@pytest.mark.slow  # two CLI start-ups (~10-40 s on a busy 2-core box)
 def test_cli_refuses_a_different_run(tmp_path):
     out = str(tmp_path / 'd')
     cmd = [sys.executable, os.path.join(ROOT, 'tools/synthesize.py'),

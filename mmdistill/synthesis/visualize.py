@@ -74,6 +74,6 @@ def plot_modes(folder, save_path, real_cfg, decode=None, max_ipc=10):
     ax.tick_params(labelsize=6)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
-    fig.savefig(save_path, dpi=110)
+    fig.savefig(save_path, dpi=80)
     plt.close(fig)
     return save_path
