@@ -4,7 +4,8 @@
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=50000,
                  val_interval=10**9)
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='SafeOptimWrapper',
+    max_consecutive=5,
     constructor='TrainableOptimWrapperConstructor',
     optimizer=dict(type='Adam', lr=1e-4),
     clip_grad=dict(max_norm=1.0))

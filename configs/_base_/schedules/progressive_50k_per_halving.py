@@ -6,7 +6,8 @@ iters_per_stage = 50000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=500000,
                  val_interval=10**9)
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='SafeOptimWrapper',
+    max_consecutive=5,
     constructor='TrainableOptimWrapperConstructor',
     optimizer=dict(type='Adam', lr=5e-5),
     clip_grad=dict(max_norm=1.0))

@@ -4,9 +4,10 @@
 iters_per_stage = 500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=3000, val_interval=10**9)
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='SafeOptimWrapper',
+    max_consecutive=5,
     constructor='TrainableOptimWrapperConstructor',
-    optimizer=dict(type='Adam', lr=2e-4),
+    optimizer=dict(type='Adam', lr=2e-4, foreach=True),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False,

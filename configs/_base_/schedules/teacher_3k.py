@@ -1,7 +1,8 @@
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=3000, val_interval=10**9)
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.0),
+    type='SafeOptimWrapper',
+    max_consecutive=5,
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.0, foreach=True),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
