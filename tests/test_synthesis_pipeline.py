@@ -125,6 +125,15 @@ def test_different_run_refused_unless_resume_or_overwrite(tmp_path,
                       log=lambda m: 0).run()
     assert man['settings']['synthesis']['lam'] == 0.0
     assert man['generated_this_run'] == 20
+    # --overwrite of the same run starts afresh
+    man = Synthesizer(other, out, overwrite=True, progress=False,
+                      log=lambda m: 0).run()
+    assert man['generated_this_run'] == 20
+    # invalid settings fail before the folder is touched
+    with pytest.raises(UserError, match='lambda must be >= 0'):
+        Synthesizer(_cfg(teacher_ckpt, lam=-1.0), out, overwrite=True,
+                    progress=False)
+    assert len(_pngs(out)) == 20
     stray = tmp_path / 'stray'
     stray.mkdir()
     (stray / 'notes.txt').write_text('x')

@@ -160,6 +160,7 @@ class Synthesizer:
                  progress=True, log=print):
         self.out_dir, self.progress, self.log = out_dir, progress, log
         settings = synthesis_settings(cfg)
+        check_settings(settings)  # before anything in out_dir is touched
         settings = self._prepare_folder(settings, resume, overwrite)
         check_settings(settings)
         self.settings = settings
@@ -182,13 +183,16 @@ class Synthesizer:
                     old = json.load(f)
                 old_fp = old['fingerprint']
             except (ValueError, KeyError, OSError) as e:
+                if overwrite:
+                    shutil.rmtree(out)
+                    return settings
                 raise UserError(f'unreadable {man_path} ({type(e).__name__}); '
                                 'pass --overwrite to start afresh') from e
-            if old_fp == fingerprint(settings):
-                return settings
             if overwrite:
-                self.log(f'overwriting the different run in {out}')
+                self.log(f'overwriting the run in {out}')
                 shutil.rmtree(out)
+                return settings
+            if old_fp == fingerprint(settings):
                 return settings
             if resume:
                 self.log(f'resuming the run in {out} with its saved '
