@@ -35,7 +35,13 @@ def load_config(path, cfg_options=()):
                 raise UserError(f'bad --cfg-options entry {item!r} (use '
                                 'KEY=VALUE)')
             k, v = item.split('=', 1)
-            opts[k] = DictAction._parse_iterable(v)
+            try:
+                opts[k] = DictAction._parse_iterable(v)
+            except (RecursionError, AssertionError, ValueError) as e:
+                raise UserError(
+                    f'cannot parse --cfg-options value {item!r} (lists and '
+                    'tuples of plain values only; put dicts in a config '
+                    'file)') from e
         cfg.merge_from_dict(opts)
     return cfg
 
