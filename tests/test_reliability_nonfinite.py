@@ -36,6 +36,8 @@ def _runner(wd, wrapper, nan_from, nan_until, max_iters, **wrapper_kw):
     cfg.model.type = 'NaNLossDiffusion'
     cfg.model.update(nan_from=nan_from, nan_until=nan_until)
     cfg.optim_wrapper.type = wrapper
+    if wrapper != 'SafeOptimWrapper':  # the default runtime's extra option
+        cfg.optim_wrapper.pop('max_consecutive', None)
     cfg.optim_wrapper.update(wrapper_kw)
     cfg.train_cfg.max_iters = max_iters
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
