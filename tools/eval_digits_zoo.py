@@ -1,0 +1,92 @@
+"""Measure the digits model-zoo checkpoints (the tables in model_zoo.md).
+
+    python tools/eval_digits_zoo.py --teacher checkpoints/digits_teacher.pth \
+        --students checkpoints --n-main 5000 --n-range 1000
+
+Main table (``--n-main`` samples, w = 0 and 2): teacher with 256 DDIM steps,
+the same teacher at 1/2/4/8 CFG-DDIM steps, students at 1/2/4/8 steps: FID to
+the real training set, FID to the teacher's 256-step samples (same labels,
+same seeds, same w), IS and sample accuracy. Range table (``--n-range``
+samples): the same for w in {0, 0.5, 1, 2, 4}.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdistill.apis import cli_main  # noqa: E402
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument('--teacher', default='checkpoints/digits_teacher.pth')
+    p.add_argument('--students', default='checkpoints',
+                   help='folder with digits_student_{N}step.pth')
+    p.add_argument('--n-main', type=int, default=5000)
+    p.add_argument('--n-range', type=int, default=1000)
+    p.add_argument('--ref-steps', type=int, default=256)
+    p.add_argument('--out', default='work_dirs/zoo_eval')
+    p.add_argument('--debug', action='store_true')
+    return p.parse_args()
+
+
+@cli_main
+def main():
+    import torch
+    from mmengine.config import Config
+
+    from mmdistill.apis import init_model
+    from mmdistill.apis.report import _features, generate
+    from mmdistill.datasets import DigitsDataset
+    from mmdistill.evaluation import (accuracy, build_extractor,
+                                      fid_from_features, inception_score)
+    args = parse_args()
+    torch.set_grad_enabled(False)
+    os.makedirs(args.out, exist_ok=True)
+    teacher = init_model(Config.fromfile('configs/teacher/cfg_unet_digits.py'),
+                         args.teacher)
+    scfg = Config.fromfile('configs/progressive/progressive_digits_64to1.py')
+    students = {}
+    for n in (1, 2, 4, 8):
+        path = osp.join(args.students, f'digits_student_{n}step.pth')
+        scfg.model.teacher_ckpt, scfg.model.num_steps = path, n
+        students[n] = init_model(scfg)
+    ext = build_extractor('classifier')
+    f_real, _ = _features(ext, DigitsDataset('train').images)
+    rows = []
+
+    def run(table, name, model, steps, w, nfe, n, ref):
+        t0 = time.time()
+        imgs, labels, secs = generate(model, n, dict(steps=steps,
+                                                     guidance=w))
+        f, p = _features(ext, imgs)
+        r = dict(table=table, model=name, steps=steps, nfe=nfe, w=w, n=n,
+                 fid_real=fid_from_features(f, f_real),
+                 fid_teacher=None if ref is None else fid_from_features(
+                     f, ref), IS=inception_score(p.float()),
+                 acc=100 * accuracy(p.float(), labels),
+                 ms=1000 * secs / n)
+        rows.append(r)
+        print(json.dumps(r), f'({time.time() - t0:.0f}s)', flush=True)
+        with open(osp.join(args.out, 'zoo.json'), 'w') as fh:
+            json.dump(rows, fh, indent=1)
+        return f
+
+    for table, n, ws in (('main', args.n_main, (0.0, 2.0)),
+                         ('range', args.n_range, (0.0, 0.5, 1.0, 2.0, 4.0))):
+        for w in ws:
+            k = 2 if w else 1
+            ref = run(table, 'teacher', teacher, args.ref_steps, w,
+                      k * args.ref_steps, n, None)
+            for s in ((1, 2, 4, 8) if table == 'main' else ()):
+                run(table, 'teacher', teacher, s, w, k * s, n, ref)
+            for s, st in students.items():
+                run(table, 'student', st, s, w, s, n, ref)
+
+
+if __name__ == '__main__':
+    main()
