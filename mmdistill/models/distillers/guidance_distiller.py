@@ -92,8 +92,11 @@ class GuidanceDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         self.num_classes, self.image_shape = t.num_classes, t.image_shape
         self.w_min, self.w_max, self.t_min = float(w_min), float(w_max), t_min
         self.loss_fn = MODELS.build(loss)
-        self.replacer = ConditionReplacer(
-            ClassLabelConditions(self.num_classes), p_drop, p_replace)
+        # a text teacher supplies its own null / random-other conditions
+        provider = t.condition_provider() if hasattr(
+            t, 'condition_provider') else ClassLabelConditions(
+                self.num_classes)
+        self.replacer = ConditionReplacer(provider, p_drop, p_replace)
         self.default_sample = dict(default_sample)
         self._init_ema(ema)
         self.feature_loss = build_feature_matching(feature_matching, self,

@@ -12,7 +12,8 @@ from mmdistill.models.cfg_diffusion import EMAMixin, build_preprocessor
 from mmdistill.models.sampling import GuidedSamplingMixin
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
-from .conditioning import ClassLabelConditions, ConditionReplacer
+from .conditioning import (ClassLabelConditions, ConditionReplacer,
+                           TensorConditions)
 from .guidance_distiller import build_feature_matching
 from .teacher import (FrozenTeacherMixin, check_w_range, freeze,
                       load_net_weights, per_sample_uniform)
@@ -99,7 +100,12 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
         self.w_min, self.w_max = float(w_min), float(w_max)
         self.loss_fn = MODELS.build(loss)
-        self.replacer = ConditionReplacer(ClassLabelConditions(num_classes),
+        if getattr(self.net, 'condition_type', 'class') == 'text':
+            provider = TensorConditions(
+                self.data_preprocessor.null_embedding())
+        else:
+            provider = ClassLabelConditions(num_classes)
+        self.replacer = ConditionReplacer(provider,
                                           p_drop, p_replace)
         self.register_buffer('num_steps', torch.tensor(num_steps))
         self.default_sample = dict(default_sample)

@@ -1,3 +1,4 @@
+from .feature_matching import FeatureMatchingLoss
 from .guided_l2 import GuidedOutputL2Loss
 
-__all__ = ['GuidedOutputL2Loss']
+__all__ = ['FeatureMatchingLoss', 'GuidedOutputL2Loss']
