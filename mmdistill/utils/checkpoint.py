@@ -106,6 +106,10 @@ def atomic_write(path, write_fn, mode='wb'):
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the usual umask permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
