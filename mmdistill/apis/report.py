@@ -123,8 +123,12 @@ def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
 
 
 def _fmt(v, nd=2):
-    return '-' if v is None else (f'{v:.{nd}f}' if isinstance(v, float) else
-                                 str(v))
+    """A number, '-' for None, 'mean ± std' for an IS pair."""
+    if v is None:
+        return '-'
+    if isinstance(v, (tuple, list)):
+        return f'{v[0]:.{nd}f} ± {v[1]:.{nd}f}'
+    return f'{v:.{nd}f}' if isinstance(v, float) else str(v)
 
 
 def write_report(wd, rows, n_eval, ref_steps, timings):
