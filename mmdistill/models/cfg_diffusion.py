@@ -207,12 +207,3 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
             target = x
         return dict(loss=self.loss_fn(out, target, alpha, sigma,
                                       self.prediction_type))
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.sample(data_samples)
-        if mode == 'tensor':
-            return inputs
-        raise ValueError(f'invalid mode {mode!r}')

@@ -76,5 +76,17 @@ class GuidedSamplingMixin:
                          None)
         return decode(z) if decode is not None else z.clamp(-1, 1)
 
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        """mmengine's modes: 'loss' -> ``self.loss(images, labels)``,
+        'predict' -> samples of the classes ``data_samples``, 'tensor' ->
+        the inputs."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.sample(data_samples)
+        if mode == 'tensor':
+            return inputs
+        raise ValueError(f'invalid mode {mode!r}')
+
     def device_of(self):
         return next(self.parameters()).device

@@ -145,12 +145,3 @@ class GuidanceDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
                 s_feats, t_feats,
                 combine=lambda c, u: cfg_combine(c, u, w.to(c.dtype)))
         return losses
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.sample(data_samples)
-        if mode == 'tensor':
-            return inputs
-        raise ValueError(f'invalid mode {mode!r}')

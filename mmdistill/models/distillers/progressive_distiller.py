@@ -205,12 +205,3 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         if fl is not None:
             losses['loss_feat'] = fl(s_feats, t_feats)
         return losses
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.sample(data_samples)
-        if mode == 'tensor':
-            return inputs
-        raise ValueError(f'invalid mode {mode!r}')
