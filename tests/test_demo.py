@@ -1,0 +1,37 @@
+"""The main job end to end (tiny iteration counts): teacher -> stage 1 ->
+progressive -> report with table and pictures."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_report(tmp_path):
+    wd = tmp_path / 'demo'
+    r = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
+                        '--work-dir', str(wd)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ('report.md', 'report.json', 'samples.png',
+                 'fid_vs_nfe.png'):
+        assert (wd / name).is_file(), name
+    rows = json.load(open(wd / 'report.json'))['rows']
+    students = sorted({r['steps'] for r in rows if r['model'] == 'student'})
+    assert students == [1, 2, 4, 8]
+    # every generated row is measured on the same number of samples and
+    # the students pay one network evaluation per step
+    for row in rows:
+        if row['model'] == 'student':
+            assert row['nfe'] == row['steps']
+        if row['model'] == 'teacher' and row['w']:
+            assert row['nfe'] == 2 * row['steps']
+    # a second run reuses the finished stages
+    r2 = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
+                         '--work-dir', str(wd)], cwd=ROOT,
+                        capture_output=True, text=True)
+    assert r2.returncode == 0 and r2.stdout.count('reusing') == 3
