@@ -49,6 +49,19 @@ def _bcast(obj):
     return box[0]
 
 
+def _cached_stats(path):
+    """(hit, stats): whether Gaussian statistics are cached at ``path``
+    (decided on rank 0, broadcast) and, on rank 0, ``dict(mu, sigma)``
+    read with ``weights_only=True`` (None on the other ranks)."""
+    rank, _ = get_dist_info()
+    if not _bcast(osp.isfile(path) if rank == 0 else None):
+        return False, None
+    if rank != 0:
+        return True, None
+    st = torch.load(path, map_location='cpu', weights_only=True)
+    return True, dict(mu=st['mu'].numpy(), sigma=st['sigma'].numpy())
+
+
 def my_batches(n, batch_size):
     """This rank's global batches (lists of sample indices)."""
     rank, world = get_dist_info()
@@ -223,16 +236,10 @@ class EvalContext:
             cache_dir, f'{extractor.key}__{self.real.key}__n{n}.pt')
 
         def compute():
-            rank, _ = get_dist_info()
             if path is not None and not probs:
-                hit = _bcast(osp.isfile(path) if rank == 0 else None)
+                hit, stats = _cached_stats(path)
                 if hit:
-                    if rank != 0:
-                        return None
-                    st = torch.load(path, map_location='cpu',
-                                    weights_only=True)
-                    return dict(mu=st['mu'].numpy(),
-                                sigma=st['sigma'].numpy())
+                    return stats
             out = extract_distributed(
                 self.real, n, extractor, self.batch_size, probs,
                 desc='real features', progress=self.progress)
@@ -274,20 +281,15 @@ class EvalContext:
         desc = desc or 'sampling ' + setting_name('', n, kw)[1:]
 
         def compute():
-            rank, _ = get_dist_info()
             path = None
             if cache_dir is not None and not probs:
                 tag = '-'.join(f'{k}{v}' for k, v in sorted(kw.items()))
                 path = osp.join(cache_dir, f'{extractor.key}__samples-'
                                 f'{_module_digest(model)}-{sample_model}-'
                                 f'{tag}-seed{base_seed}__n{n}.pt')
-                if _bcast(osp.isfile(path) if rank == 0 else None):
-                    if rank != 0:
-                        return None
-                    st = torch.load(path, map_location='cpu',
-                                    weights_only=True)
-                    return dict(mu=st['mu'].numpy(),
-                                sigma=st['sigma'].numpy())
+                hit, stats = _cached_stats(path)
+                if hit:
+                    return stats
             src = SampleSource(model, kw, sample_model, base_seed)
             out = extract_distributed(src, n, extractor, self.batch_size,
                                       probs, desc=desc,
