@@ -5,7 +5,6 @@ Frechet distances and ``probs`` (B, K) class probabilities for the Inception
 Score and sample accuracy. Built from a config by :func:`build_extractor`
 (``type='inception'`` or ``'classifier'``, or a registered class name).
 """
-import hashlib
 import os
 import os.path as osp
 
@@ -14,8 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdistill.registry import MODELS
-from mmdistill.utils import (UserError, load_into, load_state_dict,
-                             sub_state_dict)
+from mmdistill.utils import (UserError, file_sha256, load_into,
+                             load_state_dict, sub_state_dict)
 
 INCEPTION_FILE = 'inception-2015-12-05.pt'
 INCEPTION_URL = ('https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/'
@@ -54,14 +53,6 @@ def to_uint8_range(images):
     """[-1, 1] -> round(127.5 (x + 1)) in [0, 255] as uint8."""
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(
         torch.uint8)
-
-
-def _file_digest(path, n=12):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()[:n]
 
 
 class FeatureExtractor(nn.Module):
@@ -108,7 +99,7 @@ class InceptionFeatureExtractor(FeatureExtractor):
                             f'{str(e).splitlines()[0][:160]} (re-download '
                             f'it from {INCEPTION_URL})') from e
         self.path = found
-        self.key = f'inception-{_file_digest(found)}'
+        self.key = f'inception-{file_sha256(found, 12)}'
 
     @torch.no_grad()
     def extract(self, images, probs=True):
@@ -145,7 +136,7 @@ class ClassifierFeatureExtractor(FeatureExtractor):
         load_into(self.net, sub if prefix else state, 'classifier',
                   checkpoint)
         self.requires_grad_(False)
-        self.key = f'classifier-{_file_digest(checkpoint)}'
+        self.key = f'classifier-{file_sha256(checkpoint, 12)}'
 
     @torch.no_grad()
     def extract(self, images, probs=True):

@@ -1,8 +1,9 @@
 from .checkpoint import (atomic_torch_save, atomic_write, load_into,
                          load_state_dict, sub_state_dict)
 from .errors import UserError
+from .hashing import file_sha256
 
 __all__ = [
-    'UserError', 'atomic_torch_save', 'atomic_write', 'load_into',
-    'load_state_dict', 'sub_state_dict'
+    'UserError', 'atomic_torch_save', 'atomic_write', 'file_sha256',
+    'load_into', 'load_state_dict', 'sub_state_dict'
 ]
