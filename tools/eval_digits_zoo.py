@@ -7,7 +7,10 @@ Main table (``--n-main`` samples, w = 0 and 2): teacher with 256 DDIM steps,
 the same teacher at 1/2/4/8 CFG-DDIM steps, students at 1/2/4/8 steps: FID to
 the real training set, FID to the teacher's 256-step samples (same labels,
 same seeds, same w), IS and sample accuracy. Range table (``--n-range``
-samples): the same for w in {0, 0.5, 1, 2, 4}.
+samples): the same for w in {0, 0.5, 1, 2, 4}, against the teacher's
+``--range-ref-steps`` samples. Teacher reference features are cached in
+``--ref-cache`` (keyed by the checkpoint's hash), so they are generated once;
+``--only-refs`` generates them and stops.
 """
 import argparse
 import json
@@ -28,8 +31,18 @@ def parse_args():
                    help='folder with digits_student_{N}step.pth')
     p.add_argument('--n-main', type=int, default=5000)
     p.add_argument('--n-range', type=int, default=1000)
-    p.add_argument('--ref-steps', type=int, default=256)
+    p.add_argument('--ref-steps', type=int, default=256,
+                   help='DDIM steps of the teacher reference (main table)')
+    p.add_argument('--range-ref-steps', type=int, default=64,
+                   help='DDIM steps of the teacher reference (w-range '
+                   'table)')
     p.add_argument('--out', default='work_dirs/zoo_eval')
+    p.add_argument('--ref-cache', default='work_dirs/zoo_eval/ref_cache',
+                   help='folder keeping the features of the teacher\'s '
+                   'reference samples (keyed by checkpoint hash, steps, w, '
+                   'n), so they are generated once')
+    p.add_argument('--only-refs', action='store_true',
+                   help='only generate the teacher reference samples')
     p.add_argument('--debug', action='store_true')
     return p.parse_args()
 
@@ -41,6 +54,7 @@ def main():
 
     from mmdistill.apis import init_model
     from mmdistill.apis.report import _features, generate
+    from mmdistill.utils import atomic_torch_save, file_sha256
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import (accuracy, build_extractor,
                                       fid_from_features, inception_score)
@@ -59,11 +73,27 @@ def main():
     f_real, _ = _features(ext, DigitsDataset('train').images)
     rows = []
 
-    def run(table, name, model, steps, w, nfe, n, ref):
-        t0 = time.time()
+    t_hash = file_sha256(args.teacher, 12)
+
+    def sample_features(model, steps, w, n, cache):
+        path = osp.join(args.ref_cache,
+                        f'{t_hash}_s{steps}_w{w:g}_n{n}.pt') if cache \
+            else None
+        if path and osp.isfile(path):
+            return torch.load(path, weights_only=True)
         imgs, labels, secs = generate(model, n, dict(steps=steps,
                                                      guidance=w))
         f, p = _features(ext, imgs)
+        out = dict(f=f, p=p, labels=labels, secs=secs)
+        if path:
+            os.makedirs(args.ref_cache, exist_ok=True)
+            atomic_torch_save(out, path)
+        return out
+
+    def run(table, name, model, steps, w, nfe, n, ref):
+        t0 = time.time()
+        s = sample_features(model, steps, w, n, cache=ref is None)
+        f, p, labels, secs = s['f'], s['p'], s['labels'], s['secs']
         r = dict(table=table, model=name, steps=steps, nfe=nfe, w=w, n=n,
                  fid_real=fid_from_features(f, f_real),
                  fid_teacher=None if ref is None else fid_from_features(
@@ -76,12 +106,19 @@ def main():
             json.dump(rows, fh, indent=1)
         return f
 
-    for table, n, ws in (('main', args.n_main, (0.0, 2.0)),
-                         ('range', args.n_range, (0.0, 0.5, 1.0, 2.0, 4.0))):
+    for table, n, ws, ref_steps in (
+            ('main', args.n_main, (0.0, 2.0), args.ref_steps),
+            ('range', args.n_range, (0.0, 0.5, 1.0, 2.0, 4.0),
+             args.range_ref_steps)):
         for w in ws:
             k = 2 if w else 1
-            ref = run(table, 'teacher', teacher, args.ref_steps, w,
-                      k * args.ref_steps, n, None)
+            if args.only_refs:
+                sample_features(teacher, ref_steps, w, n, cache=True)
+                print(f'reference {ref_steps} steps w={w:g} n={n} ready',
+                      flush=True)
+                continue
+            ref = run(table, 'teacher', teacher, ref_steps, w,
+                      k * ref_steps, n, None)
             for s in ((1, 2, 4, 8) if table == 'main' else ()):
                 run(table, 'teacher', teacher, s, w, k * s, n, ref)
             for s, st in students.items():
