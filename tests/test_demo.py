@@ -35,3 +35,19 @@ def test_demo_quick_writes_report(tmp_path):
                          '--work-dir', str(wd)], cwd=ROOT,
                         capture_output=True, text=True)
     assert r2.returncode == 0 and r2.stdout.count('reusing') == 3
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--n-start', '24'], ['--n-start must be a power of two', '24']),
+    (['--teacher-ckpt', 'no/such/teacher.pth'],
+     ['no/such/teacher.pth does not exist']),
+])
+def test_demo_bad_arguments(tmp_path, args, words):
+    from _reliability import assert_one_line_error
+    wd = tmp_path / 'demo'
+    r = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
+                        '--work-dir', str(wd)] + args, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert_one_line_error(r.returncode, r.stderr, *words)
+    # refused before any stage ran
+    assert not (wd / 'teacher').exists() and not (wd / 'stage1').exists()

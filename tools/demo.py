@@ -35,10 +35,19 @@ def parse_args():
     p.add_argument('--teacher-iters', type=int, default=None)
     p.add_argument('--stage1-iters', type=int, default=None)
     p.add_argument('--iters-per-halving', type=int, default=None)
+    p.add_argument('--n-start', type=int, default=32,
+                   help='first student step count of stage 2 (its teacher '
+                   'takes twice as many); a power of two')
+    p.add_argument('--teacher-ckpt', default=None,
+                   help='use this CFG teacher checkpoint instead of '
+                   'training one')
     p.add_argument('--num-samples', type=int, default=1000,
                    help='generated samples per setting for the metrics')
     p.add_argument('--teacher-steps', type=int, default=256,
                    help='DDIM steps of the reference teacher')
+    p.add_argument('--no-report', action='store_true',
+                   help='train only (e.g. when tools/eval_digits_zoo.py '
+                   'measures the checkpoints afterwards)')
     p.add_argument('--quick', action='store_true',
                    help='a smoke run: tiny iteration counts and samples')
     p.add_argument('--debug', action='store_true')
@@ -81,8 +90,16 @@ def main():
     small = ['model.denoiser.base_channels=8'] if q else []
     timings = {}
 
+    n_start = args.n_start
+    if n_start < 1 or n_start & (n_start - 1):
+        raise UserError(f'--n-start must be a power of two, got {n_start}')
+    n_stages = n_start.bit_length()  # N_start, N_start/2, ..., 1
+
     t_dir = osp.join(wd, 'teacher')
-    t_ckpt = osp.join(t_dir, f'iter_{t_iters}.pth')
+    t_ckpt = args.teacher_ckpt or osp.join(t_dir, f'iter_{t_iters}.pth')
+    if args.teacher_ckpt and not osp.isfile(t_ckpt):
+        raise UserError(f'--teacher-ckpt {t_ckpt} does not exist; give an '
+                        'existing CFG teacher checkpoint or leave it out')
     timings['teacher'] = run_stage(
         'teacher', TEACHER_CFG, t_dir, t_ckpt,
         [f'train_cfg.max_iters={t_iters}',
@@ -104,19 +121,22 @@ def main():
     s2_ckpt = osp.join(s2_dir, 'student_1step.pth')
     timings['progressive'] = run_stage(
         'progressive', STAGE2_CFG, s2_dir, s2_ckpt,
-        [f'model.teacher_ckpt={s1_ckpt}',
-         f'train_cfg.max_iters={6 * per_half}',
+        [f'model.teacher_ckpt={s1_ckpt}', f'model.num_steps={n_start}',
+         f'custom_hooks.1.n_start={n_start}',
+         f'train_cfg.max_iters={n_stages * per_half}',
          f'custom_hooks.1.iters_per_stage={per_half}',
          f'param_scheduler.0.end={per_half}',
-         f'default_hooks.checkpoint.interval={6 * per_half}'] +
+         f'default_hooks.checkpoint.interval={n_stages * per_half}'] +
         (['model.student.base_channels=8'] if q else []))
 
+    with open(osp.join(wd, 'timings.json'), 'w') as f:
+        json.dump(timings, f, indent=1)
+    if args.no_report:
+        return
     from mmdistill.apis.report import evaluate_and_report
     evaluate_and_report(wd, t_ckpt, s2_dir, n_eval=n_eval,
                         ref_steps=ref_steps, quick=q,
                         small_cfg=small, timings=timings)
-    with open(osp.join(wd, 'timings.json'), 'w') as f:
-        json.dump(timings, f, indent=1)
     print(f'[demo] report: {osp.join(wd, "report.md")}')
 
 
