@@ -46,6 +46,26 @@ def test_teacher_loaded_from_ema_and_frozen(tmp_path):
     assert not any(n.startswith('net.') for n in ignored)
 
 
+def test_paramwise_lr_mult_groups(tmp_path):
+    """custom_keys lr_mult: the w-embedding gets 10x the lr, the rest the
+    base lr, the frozen teacher nothing, in two param groups."""
+    m, _ = build(tmp_path)
+    ow = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
+        type='TrainableOptimWrapperConstructor',
+        optim_wrapper_cfg=dict(type='OptimWrapper',
+                               optimizer=dict(type='Adam', lr=1e-3)),
+        paramwise_cfg=dict(custom_keys=dict(
+            guidance_emb=dict(lr_mult=10.0)))))(m)
+    groups = ow.optimizer.param_groups
+    assert len(groups) == 2
+    emb = {id(p) for p in m.net.guidance_emb.parameters()}
+    fast, slow = sorted(groups, key=lambda g: -g['lr'])
+    assert fast['lr'] == pytest.approx(1e-2) and slow['lr'] == 1e-3
+    assert {id(p) for p in fast['params']} == emb
+    assert {id(p) for p in slow['params']} == \
+        {id(p) for p in m.net.parameters()} - emb
+
+
 def test_fresh_student_equals_conditional_teacher(tmp_path):
     m, _ = build(tmp_path)
     z = torch.randn(6, 1, 8, 8)

@@ -15,8 +15,10 @@ Two kinds of CFG teacher are supported:
   call) does not change.
 """
 import copy
+import logging
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
@@ -147,14 +149,48 @@ class FrozenTeacherMixin:
 class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` that hands the optimizer only the
     parameters with ``requires_grad`` (the student), never a frozen
-    teacher's. With a ``paramwise_cfg`` the default constructor already
-    skips frozen parameters."""
+    teacher's.
+
+    With a ``paramwise_cfg`` (e.g. ``custom_keys=dict(guidance_emb=dict(
+    lr_mult=10))``) the parameters that end up with the same options share
+    one param group, so a foreach / fused optimizer still updates them in
+    a few batched kernels instead of one group per tensor.
+    """
 
     def __call__(self, model):
         if self.paramwise_cfg:
             return super().__call__(model)
         inner = model.module if hasattr(model, 'module') else model
         return super().__call__(_TrainableView(inner))
+
+    def add_params(self, params, module, prefix='', is_dcn_module=None):
+        if prefix:  # the default constructor's recursion into children
+            return super().add_params(params, module, prefix, is_dcn_module)
+        per_tensor = []
+        logger = MMLogger.get_current_instance()
+        quiet = _DropFrozenWarnings()
+        logger.addFilter(quiet)  # one warning per frozen teacher tensor
+        try:
+            super().add_params(per_tensor, module, prefix, is_dcn_module)
+        finally:
+            logger.removeFilter(quiet)
+        merged = {}
+        for group in per_tensor:
+            options = tuple(sorted((k, v) for k, v in group.items()
+                                   if k != 'params'))
+            trainable = [p for p in group['params'] if p.requires_grad]
+            if trainable:
+                merged.setdefault(options, []).extend(trainable)
+        params.extend(dict(options, params=ps)
+                      for options, ps in merged.items())
+
+
+class _DropFrozenWarnings(logging.Filter):
+    """Drops the default constructor's per-tensor 'requires_grad=False'
+    warnings (the frozen teacher is left out on purpose)."""
+
+    def filter(self, record):
+        return 'requires_grad=False' not in record.getMessage()
 
 
 class _TrainableView:
