@@ -43,8 +43,48 @@ def parse_args():
                    'n), so they are generated once')
     p.add_argument('--only-refs', action='store_true',
                    help='only generate the teacher reference samples')
+    p.add_argument('--render', action='store_true',
+                   help='only re-write zoo.md from the rows in zoo.json')
     p.add_argument('--debug', action='store_true')
     return p.parse_args()
+
+
+def _fmt(v):
+    return '-' if v is None else f'{v:.2f}'
+
+
+def render_markdown(rows):
+    """The model-zoo tables (main, w range, acceptance) from the rows."""
+    out = []
+    for table in ('main', 'range'):
+        sel = [r for r in rows if r['table'] == table]
+        if not sel:
+            continue
+        out += [f'### {table} table ({sel[0]["n"]} samples per row)', '',
+                '| model | steps | NFE | w | FID to real | FID to teacher '
+                '| IS | accuracy % |', '|---|---|---|---|---|---|---|---|']
+        for r in sel:
+            out.append(f'| {r["model"]} | {r["steps"]} | {r["nfe"]} | '
+                       f'{r["w"]:g} | {_fmt(r["fid_real"])} | '
+                       f'{_fmt(r["fid_teacher"])} | {r["IS"][0]:.2f} ± '
+                       f'{r["IS"][1]:.2f} | {r["acc"]:.1f} |')
+        out.append('')
+    main = {(r['model'], r['steps'], r['w']): r for r in rows
+            if r['table'] == 'main'}
+    ref = main.get(('teacher', 256, 0.0))
+    if ref:
+        out += ['### acceptance (w = 0, FID to real vs the 256-step teacher)',
+                '', '| student steps | FID | ratio | target | met |',
+                '|---|---|---|---|---|']
+        for steps, target in ((8, 1.25), (4, 1.5), (1, 4.0)):
+            r = main.get(('student', steps, 0.0))
+            if r:
+                ratio = r['fid_real'] / ref['fid_real']
+                out.append(f'| {steps} | {r["fid_real"]:.2f} | {ratio:.2f}x '
+                           f'| <= {target}x | '
+                           f'{"yes" if ratio <= target else "no"} |')
+        out.append('')
+    return '\n'.join(out)
 
 
 @cli_main
@@ -59,6 +99,13 @@ def main():
     from mmdistill.evaluation import (accuracy, build_extractor,
                                       fid_from_features, inception_score)
     args = parse_args()
+    if args.render:
+        with open(osp.join(args.out, 'zoo.json')) as fh:
+            md = render_markdown(json.load(fh))
+        with open(osp.join(args.out, 'zoo.md'), 'w') as fh:
+            fh.write(md)
+        print(md)
+        return
     torch.set_grad_enabled(False)
     os.makedirs(args.out, exist_ok=True)
     teacher = init_model(Config.fromfile('configs/teacher/cfg_unet_digits.py'),
@@ -67,6 +114,8 @@ def main():
     students = {}
     for n in (1, 2, 4, 8):
         path = osp.join(args.students, f'digits_student_{n}step.pth')
+        if not osp.isfile(path):  # a stage-2 work dir
+            path = osp.join(args.students, f'student_{n}step.pth')
         scfg.model.teacher_ckpt, scfg.model.num_steps = path, n
         students[n] = init_model(scfg)
     ext = build_extractor('classifier')
@@ -104,6 +153,8 @@ def main():
         print(json.dumps(r), f'({time.time() - t0:.0f}s)', flush=True)
         with open(osp.join(args.out, 'zoo.json'), 'w') as fh:
             json.dump(rows, fh, indent=1)
+        with open(osp.join(args.out, 'zoo.md'), 'w') as fh:
+            fh.write(render_markdown(rows))
         return f
 
     for table, n, ws, ref_steps in (
