@@ -142,6 +142,31 @@ def test_start_stage_copies_student_to_teacher(tmp_path):
     assert len(calls) == 2  # defaults to the current N, one eval per step
 
 
+def test_host_mirror_of_step_and_update_counters(tmp_path):
+    """N and the EMA update count are read on the host without a per-call
+    sync, yet follow every change: a stage change, load_state_dict, EMA
+    updates, and a state loaded from another model."""
+    m, _ = build(tmp_path, ema=dict(decay=0.9))
+    assert m.host_value('num_steps') == 4
+    m.start_stage(2)
+    assert m.host_value('num_steps') == 2
+    for k in range(1, 4):
+        m.update_ema()
+        assert m.host_value('num_updates') == int(m.num_updates) == k
+    (tmp_path / 'other').mkdir()
+    other, _ = build(tmp_path / 'other', ema=dict(decay=0.9))
+    assert other.host_value('num_steps') == 4
+    other.load_state_dict(m.state_dict())
+    assert other.host_value('num_steps') == 2
+    assert other.host_value('num_updates') == 3
+    # the loss draws t from the current grid {i / N}
+    seen = []
+    other.net.register_forward_hook(
+        lambda mod, args, out: seen.append(args[1].clone()))
+    other.loss(torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64, )))
+    assert set((seen[0] * 2).round().tolist()) <= {1.0, 2.0}
+
+
 def test_halving_schedule_and_validation():
     assert halving_stages(8, 1, 10) == [(8, 10), (4, 10), (2, 10), (1, 10)]
     assert halving_stages(stages=[(4, 5), (2, 7)]) == [(4, 5), (2, 7)]

@@ -54,12 +54,28 @@ class EMAMixin:
             if self.ema_enabled else None
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
+    def host_value(self, name):
+        """``int(buffer)`` of a scalar buffer without a host-device sync per
+        call: the value is re-read only when the tensor was replaced or
+        modified in place since the last read (``Tensor._version``), e.g.
+        by ``load_state_dict`` or a stage change."""
+        buf = getattr(self, name)
+        key = (id(buf), buf._version)
+        cached = self.__dict__.get(f'_host_{name}')
+        if cached is None or cached[0] != key:
+            cached = (key, int(buf))
+            self.__dict__[f'_host_{name}'] = cached
+        return cached[1]
+
     @torch.no_grad()
     def update_ema(self):
+        n = self.host_value('num_updates') + 1
         self.num_updates += 1
+        # the in-place add bumps the version: record the value known here
+        self.__dict__['_host_num_updates'] = (
+            (id(self.num_updates), self.num_updates._version), n)
         if not self.ema_enabled:
             return
-        n = int(self.num_updates)
         d = float(self.ema_cfg['decay']) if n > self.ema_cfg[
             'start_iter'] else 0.0
         if self.ema_cfg['warmup']:

@@ -178,7 +178,7 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         return EMAMixin.ddp_ignored_names(self) + self.teacher_ignored_names()
 
     def loss(self, x, y):
-        b, n = x.shape[0], int(self.num_steps)
+        b, n = x.shape[0], self.host_value('num_steps')
         i = torch.randint(1, n + 1, (b, )).to(x.device)
         t = i.to(x.dtype) / n
         w = per_sample_uniform(b, self.w_min, self.w_max, x.device)
