@@ -108,3 +108,16 @@ def test_digits_configs(repo_root):
     # 64-step first teacher: students 32 -> 1, within max_iters
     assert 2 * hook.n_start == 64 and hook.n_end == 1
     assert hook.iters_per_stage * 6 <= s2.train_cfg.max_iters
+
+
+def test_digits_zoo_stage2_config(repo_root):
+    """The model-zoo recipe: the 256-step stage-1 sampler is the first
+    teacher, 8 halvings (128 -> 1 student steps) fit max_iters exactly."""
+    s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
+                                  'progressive_digits_256to1.py'))
+    hook = [h for h in s2.custom_hooks
+            if h.type == 'ProgressiveDistillationHook'][0]
+    assert 2 * hook.n_start == 256 and hook.n_end == 1
+    assert s2.model.num_steps == hook.n_start
+    assert hook.iters_per_stage * 8 == s2.train_cfg.max_iters
+    assert s2.param_scheduler[0].end == hook.iters_per_stage
