@@ -32,3 +32,7 @@ evaluation = dict(
     milestones=(0.5, 0.75),
     shift=1,
     flip=False)
+# hyper-parameter selection (tools/mgd3_select.py): a stratified 20 %
+# validation part of the training split, never the test split; the grid per
+# ablation row is DEFAULT_SELECTION in mmdistill/synthesis/selection.py
+selection = dict(holdout=dict(fraction=0.2, seed=0))
