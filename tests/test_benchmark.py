@@ -123,3 +123,16 @@ def test_quick_run_all_sections(tmp_path):
     assert fids[0] == pytest.approx(fids[2], rel=1e-9)  # 1 vs 2 processes
     assert set(res['memory']) == {'teacher', 'stage1', 'stage2', 'peer'}
     assert '### Peak memory' in open(out).read()
+
+
+def test_mgd3_section(tmp_path):
+    """The MGD3 synthesis timing writes the 100 images of IPC 10 (10
+    classes x 10) and a verdict against the one-minute target."""
+    out, js = str(tmp_path / 'BENCH.md'), str(tmp_path / 'r.json')
+    _tool().main(['--quick', '--sections', 'mgd3', '--out', out,
+                  '--json', js])
+    res = json.load(open(js))['mgd3']
+    assert res['images'] == 100 and len(res['seconds']) == 1
+    text = open(out).read()
+    assert '### MGD3 synthesis, digits IPC 10' in text
+    assert 'Target: under 60 s' in text
