@@ -72,6 +72,8 @@ def test_quick_pipeline_end_to_end(tmp_path, capsys):
     tool = _tool()
     wd = tmp_path / 'latent'
     tool.run(['--quick', '--no-pictures', '--work-dir', str(wd)])
+    # the evaluation does not switch autograd off for the caller
+    assert torch.is_grad_enabled()
     # the VAE is a diffusers folder; its shift / scale put the cached
     # training latents at mean 0 and standard deviation 1
     vae = AutoencoderKL.from_pretrained(str(wd / 'vae' / 'vae'))

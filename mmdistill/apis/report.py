@@ -63,6 +63,7 @@ def _features(extractor, images):
     return out['features'].double(), out['probs'].double()
 
 
+@torch.no_grad()
 def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
                         quick=False, small_cfg=(), timings=None):
     """Measure teacher and students and write report.md, report.json,
@@ -73,7 +74,6 @@ def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import (accuracy, build_extractor,
                                       fid_from_features, inception_score)
-    torch.set_grad_enabled(False)
     dumped = osp.join(osp.dirname(teacher_ckpt), 'cfg_unet_digits.py')
     tcfg = Config.fromfile(dumped if osp.isfile(dumped) else osp.join(
         _ROOT, 'configs/teacher/cfg_unet_digits.py'))

@@ -36,6 +36,7 @@ def _measure(ext, images, labels, f_real, f_ref=None):
                 acc=100 * accuracy(p.float(), labels)), f
 
 
+@torch.no_grad()
 def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
                            ref_steps=256, teacher_steps=(1, 2, 4, 8, 16),
                            ws=METRIC_WS, timings=None, pictures=True,
@@ -60,7 +61,6 @@ def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
     from mmdistill.apis.report import generate, load_students
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import build_extractor
-    torch.set_grad_enabled(False)
     teacher = init_model(Config.fromfile(teacher_cfg), teacher_ckpt)
     students = load_students(s2_dir)
     pre = teacher.data_preprocessor
