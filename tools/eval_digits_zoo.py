@@ -87,6 +87,33 @@ def render_markdown(rows):
     return '\n'.join(out)
 
 
+def plot_zoo(rows, out):
+    """zoo_fid_vs_nfe.png: w = 0 FID to real and w = 2 FID to the teacher's
+    256-step samples against NFE (main table)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmdistill.apis.report import plot_fid_vs_nfe
+    main = [r for r in rows if r['table'] == 'main']
+    fig, (a0, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    plot_fid_vs_nfe(a0, [r for r in main if r['steps'] != 256], ws=(0.0, ))
+    ref = [r for r in main if r['steps'] == 256 and r['w'] == 0.0]
+    if ref:
+        a0.axhline(ref[0]['fid_real'], color='k', lw=0.8,
+                   label='teacher, 256 steps')
+        a0.legend(fontsize=8)
+    a0.set_title('w = 0: quality')
+    plot_fid_vs_nfe(a2, main, key='fid_teacher', ws=(2.0, ),
+                    ylabel="FID to the teacher's 256-step samples")
+    a2.set_title('w = 2: faithfulness')
+    fig.tight_layout()
+    path = osp.join(out, 'zoo_fid_vs_nfe.png')
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 @cli_main
 def main():
     import torch
@@ -101,10 +128,11 @@ def main():
     args = parse_args()
     if args.render:
         with open(osp.join(args.out, 'zoo.json')) as fh:
-            md = render_markdown(json.load(fh))
+            rows = json.load(fh)
         with open(osp.join(args.out, 'zoo.md'), 'w') as fh:
-            fh.write(md)
-        print(md)
+            fh.write(render_markdown(rows))
+        print(render_markdown(rows))
+        print(f'picture: {plot_zoo(rows, args.out)}')
         return
     torch.set_grad_enabled(False)
     os.makedirs(args.out, exist_ok=True)

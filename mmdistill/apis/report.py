@@ -162,6 +162,25 @@ def write_report(wd, rows, n_eval, ref_steps, timings):
         f.write('\n'.join(lines) + '\n')
 
 
+def plot_fid_vs_nfe(ax, rows, key='fid_real', ws=(0.0, 2.0), floor=None,
+                    ylabel='FID to real (classifier features)'):
+    """Teacher and student rows' ``key`` against NFE (log-log) on ``ax``,
+    one line per model and w; ``floor`` draws the real-test line."""
+    for who, style in (('teacher', 'o--'), ('student', 's-')):
+        for w in ws:
+            pts = sorted((r['nfe'], r[key]) for r in rows
+                         if r['model'] == who and r['w'] == w and
+                         r.get(key) is not None)
+            if pts:
+                ax.plot(*zip(*pts), style, label=f'{who} w={w:g}')
+    if floor is not None:
+        ax.axhline(floor, color='gray', lw=0.8, label='real test vs train')
+    ax.set_xscale('log', base=2), ax.set_yscale('log')
+    ax.set_xlabel('network evaluations per image (NFE)')
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+
+
 def write_pictures(wd, teacher, students, ref_steps, rows, per_class=4):
     """samples.png: rows = models (students 1/2/4/8 steps, teacher), columns =
     w in GRID_WS; fid_vs_nfe.png: FID to real against NFE."""
@@ -197,18 +216,8 @@ def write_pictures(wd, teacher, students, ref_steps, rows, per_class=4):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for who, style in (('teacher', 'o--'), ('student', 's-')):
-        for w in (0.0, 2.0):
-            pts = sorted((r['nfe'], r['fid_real']) for r in rows
-                         if r['model'] == who and r['w'] == w)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f'{who} w={w:g}')
     floor = next(r['fid_real'] for r in rows if r['model'].startswith('real'))
-    ax.axhline(floor, color='gray', lw=0.8, label='real test vs train')
-    ax.set_xscale('log', base=2), ax.set_yscale('log')
-    ax.set_xlabel('network evaluations per image (NFE)')
-    ax.set_ylabel('FID to real (classifier features)')
-    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    plot_fid_vs_nfe(ax, rows, floor=floor)
     fig.tight_layout()
     fig.savefig(osp.join(wd, 'fid_vs_nfe.png'), dpi=110)
     plt.close(fig)
