@@ -43,7 +43,7 @@ def parse_args():
                    'training one')
     p.add_argument('--num-samples', type=int, default=1000,
                    help='generated samples per setting for the metrics')
-    p.add_argument('--teacher-steps', type=int, default=256,
+    p.add_argument('--teacher-steps', type=int, default=64,
                    help='DDIM steps of the reference teacher')
     p.add_argument('--no-report', action='store_true',
                    help='train only (e.g. when tools/eval_digits_zoo.py '
@@ -83,8 +83,8 @@ def main():
     os.makedirs(wd, exist_ok=True)
     q = args.quick
     t_iters = args.teacher_iters or (30 if q else 2000)
-    s1_iters = args.stage1_iters or (20 if q else 1000)
-    per_half = args.iters_per_halving or (5 if q else 300)
+    s1_iters = args.stage1_iters or (20 if q else 800)
+    per_half = args.iters_per_halving or (5 if q else 200)
     n_eval = 100 if q else args.num_samples
     ref_steps = 16 if q else args.teacher_steps
     small = ['model.denoiser.base_channels=8'] if q else []
