@@ -15,3 +15,20 @@ def _seed():
 @pytest.fixture(scope='session')
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='session')
+def teacher_ckpt(tmp_path_factory, repo_root):
+    """A randomly initialised digits CFG teacher (the shipped architecture)
+    saved as a state dict."""
+    from mmengine.config import Config
+
+    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.registry import MODELS
+    cfg = Config.fromfile(os.path.join(repo_root,
+                                       'configs/teacher/cfg_unet_digits.py'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model.to_dict())
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
+    torch.save(model.state_dict(), path)
+    return str(path)

@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 import mmdistill.datasets.digits as digits_mod
 from mmdistill.datasets import load_digits_split
-from mmdistill.registry import DATASETS, MODELS
+from mmdistill.registry import DATASETS
 from mmdistill.synthesis import evaluate as ev
 from mmdistill.synthesis import selection as sl
 from mmdistill.synthesis.holdout import StratifiedHoldout, stratified_holdout
@@ -96,16 +96,6 @@ def test_holdout_config_refuses_test_real_data():
                       evaluation=dict()))
     with pytest.raises(UserError, match="split='test'"):
         sl.holdout_config(cfg)
-
-
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
-    cfg = Config.fromfile(TEACHER_CFG)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model.to_dict())
-    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
-    torch.save(model.state_dict(), path)
-    return str(path)
 
 
 def _cfg(ckpt):

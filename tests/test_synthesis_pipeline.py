@@ -9,24 +9,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdistill.registry import MODELS
 from mmdistill.synthesis import pipeline as pl
 from mmdistill.synthesis.pipeline import Synthesizer
 from mmdistill.utils import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEACHER_CFG = os.path.join(ROOT, 'configs/teacher/cfg_unet_digits.py')
-
-
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
-    """A randomly initialised digits teacher saved as a state dict."""
-    cfg = Config.fromfile(TEACHER_CFG)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model.to_dict())
-    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
-    torch.save(model.state_dict(), path)
-    return str(path)
 
 
 def _cfg(ckpt, **syn):

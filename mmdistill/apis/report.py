@@ -133,6 +133,19 @@ def _fmt(v, nd=2):
     return f'{v:.{nd}f}' if isinstance(v, float) else str(v)
 
 
+def table_lines(rows):
+    """The markdown table of report rows: model, steps, NFE, w, FID to real
+    and to teacher, IS, accuracy, ms / image."""
+    lines = ['| model | steps | NFE | w | FID to real | FID to teacher | IS | '
+             'accuracy % | ms / image |', '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['steps']} | {r['nfe']} | {r['w']} | "
+            f"{_fmt(r['fid_real'])} | {_fmt(r['fid_teacher'])} | "
+            f"{_fmt(r['IS'])} | {_fmt(r['acc'], 1)} | {_fmt(r['ms'], 3)} |")
+    return lines
+
+
 def write_report(wd, rows, n_eval, ref_steps, timings):
     with open(osp.join(wd, 'report.json'), 'w') as f:
         json.dump(dict(rows=rows, n_eval=n_eval, timings=timings), f,
@@ -146,14 +159,7 @@ def write_report(wd, rows, n_eval, ref_steps, timings):
         f'the teacher\'s {ref_steps}-step DDIM samples at the same w and '
         'seeds. NFE: network evaluations per image (the CFG teacher pays '
         '2 per step when w > 0). w follows (1 + w) x_c - w x_u.', '',
-        '| model | steps | NFE | w | FID to real | FID to teacher | IS | '
-        'accuracy % | ms / image |', '|---|---|---|---|---|---|---|---|---|'
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['steps']} | {r['nfe']} | {r['w']} | "
-            f"{_fmt(r['fid_real'])} | {_fmt(r['fid_teacher'])} | "
-            f"{_fmt(r['IS'])} | {_fmt(r['acc'], 1)} | {_fmt(r['ms'], 3)} |")
+    ] + table_lines(rows)
     if timings:
         lines += ['', 'Training wall-clock (2-core CPU): ' + ', '.join(
             f'{k} {v / 60:.1f} min' for k, v in timings.items())]

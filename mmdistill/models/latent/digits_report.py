@@ -111,16 +111,9 @@ def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
     return rows
 
 
-def _fmt(v, nd=2):
-    if v is None:
-        return '-'
-    if isinstance(v, (tuple, list)):
-        return f'{v[0]:.{nd}f} ± {v[1]:.{nd}f}'
-    return f'{v:.{nd}f}' if isinstance(v, float) else str(v)
-
-
 def write_latent_report(wd, rows, n_eval, ref_steps, timings=None):
     """``report.json`` and ``report.md`` (one table row per measurement)."""
+    from mmdistill.apis.report import table_lines
     with open(osp.join(wd, 'report.json'), 'w') as f:
         json.dump(dict(rows=rows, n_eval=n_eval, ref_steps=ref_steps,
                        timings=timings), f, indent=1)
@@ -134,15 +127,8 @@ def write_latent_report(wd, rows, n_eval, ref_steps, timings=None):
         f'real training images; FID to teacher: against the teacher\'s '
         f'{ref_steps}-step DDIM samples at the same w and seeds. NFE: '
         'network evaluations per image (the CFG teacher pays 2 per step '
-        'when w > 0); ms / image includes the VAE decoding.', '',
-        '| model | steps | NFE | w | FID to real | FID to teacher | IS | '
-        'accuracy % | ms / image |', '|---|---|---|---|---|---|---|---|---|'
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['steps']} | {r['nfe']} | {r['w']} | "
-            f"{_fmt(r['fid_real'])} | {_fmt(r['fid_teacher'])} | "
-            f"{_fmt(r['IS'])} | {_fmt(r['acc'], 1)} | {_fmt(r['ms'], 3)} |")
+        'when w > 0); ms / image includes the VAE decoding.', ''
+    ] + table_lines(rows)
     if timings:
         lines += ['', 'Wall-clock (CPU, 1 thread): ' + ', '.join(
             f'{k} {v / 60:.1f} min' for k, v in timings.items())]
