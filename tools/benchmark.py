@@ -662,6 +662,8 @@ def main(argv=None):
         p for p in (args.teacher_ckpt, args.student_ckpt) if p) if (
         args.teacher_ckpt or args.student_ckpt) else \
         'random weights of the digits architecture'
+    if 'mgd3' in args.sections:
+        weights += '; MGD3 section: checkpoints/digits_teacher.pth'
     title = args.title + (' (quick)' if args.quick else '')
     cmd = 'python tools/benchmark.py ' + ' '.join(
         osp.basename(a) if osp.isabs(a) else a
