@@ -49,12 +49,9 @@ def parse_args():
     return p.parse_args()
 
 
-def _fmt(v):
-    return '-' if v is None else f'{v:.2f}'
-
-
 def render_markdown(rows):
     """The model-zoo tables (main, w range, acceptance) from the rows."""
+    from mmdistill.apis.report import fmt_value as fmt
     out = []
     for table in ('main', 'range'):
         sel = [r for r in rows if r['table'] == table]
@@ -65,9 +62,9 @@ def render_markdown(rows):
                 '| IS | accuracy % |', '|---|---|---|---|---|---|---|---|']
         for r in sel:
             out.append(f'| {r["model"]} | {r["steps"]} | {r["nfe"]} | '
-                       f'{r["w"]:g} | {_fmt(r["fid_real"])} | '
-                       f'{_fmt(r["fid_teacher"])} | {r["IS"][0]:.2f} ± '
-                       f'{r["IS"][1]:.2f} | {r["acc"]:.1f} |')
+                       f'{r["w"]:g} | {fmt(r["fid_real"])} | '
+                       f'{fmt(r["fid_teacher"])} | {fmt(r["IS"])} | '
+                       f'{fmt(r["acc"], 1)} |')
         out.append('')
     main = {(r['model'], r['steps'], r['w']): r for r in rows
             if r['table'] == 'main'}

@@ -124,7 +124,7 @@ def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
     return rows
 
 
-def _fmt(v, nd=2):
+def fmt_value(v, nd=2):
     """A number, '-' for None, 'mean ± std' for an IS pair."""
     if v is None:
         return '-'
@@ -141,8 +141,9 @@ def table_lines(rows):
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['steps']} | {r['nfe']} | {r['w']} | "
-            f"{_fmt(r['fid_real'])} | {_fmt(r['fid_teacher'])} | "
-            f"{_fmt(r['IS'])} | {_fmt(r['acc'], 1)} | {_fmt(r['ms'], 3)} |")
+            f"{fmt_value(r['fid_real'])} | {fmt_value(r['fid_teacher'])} "
+            f"| {fmt_value(r['IS'])} | {fmt_value(r['acc'], 1)} | "
+            f"{fmt_value(r['ms'], 3)} |")
     return lines
 
 
