@@ -110,3 +110,34 @@ def test_skip_counter_survives_resume():
     ow2 = SafeOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1))
     ow2.load_state_dict(ow.state_dict())
     assert ow2.nonfinite_skips == 1
+
+
+def test_amp_wrapper_skips_nonfinite_loss_and_stops(monkeypatch):
+    """``--amp`` keeps the guard: a NaN loss is skipped, counted, and stops
+    training after max_consecutive (GradScaler disabled on the CPU, so the
+    finite step is plain SGD)."""
+    import warnings
+
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
+
+    from mmdistill.engine.optim_wrapper import SafeAmpOptimWrapper
+    from mmdistill.registry import OPTIM_WRAPPERS
+    from mmdistill.utils import UserError
+    monkeypatch.setattr(amp, 'is_cuda_available', lambda: True)
+    p = torch.nn.Parameter(torch.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # GradScaler: CUDA not available
+        ow = OPTIM_WRAPPERS.build(dict(
+            type='SafeAmpOptimWrapper', max_consecutive=2,
+            optimizer=torch.optim.SGD([p], lr=0.1)))
+    assert isinstance(ow, SafeAmpOptimWrapper) and not ow.check_grads
+    ow.update_params((p * 1.0).sum())
+    assert torch.allclose(p.detach(), torch.full((2, ), 0.9))
+    ow.update_params((p * float('nan')).sum())
+    assert ow.nonfinite_skips == 1
+    assert p.grad is None or not p.grad.any()
+    with pytest.raises(UserError, match='2 consecutive steps'):
+        ow.update_params((p * float('inf')).sum())
+    assert torch.allclose(p.detach(), torch.full((2, ), 0.9))
+    state = ow.state_dict()
+    assert state['nonfinite_skips'] == 2 and 'loss_scaler' in state

@@ -54,7 +54,9 @@ def main():
         if not torch.cuda.is_available():
             raise UserError('--amp needs a CUDA GPU (bf16 autocast); drop '
                             '--amp on the CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        safe = cfg.optim_wrapper.get('type') in (None, 'SafeOptimWrapper')
+        cfg.optim_wrapper.type = ('SafeAmpOptimWrapper' if safe else
+                                  'AmpOptimWrapper')
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -15,35 +15,39 @@ every checkpoint written before the stop is a good one.
 
 In a multi-process run the decision is all-reduced, so every rank skips the
 same steps and the replicas stay identical.
+
+:class:`SafeAmpOptimWrapper` is the same guard around mmengine's
+``AmpOptimWrapper`` (what ``tools/train.py --amp`` selects). There only the
+loss is checked by default: overflowing (scaled) gradients are the
+GradScaler's to handle, which skips that step itself and lowers its scale.
 """
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from mmdistill.registry import OPTIM_WRAPPERS
 from mmdistill.utils import UserError
 
 
-@OPTIM_WRAPPERS.register_module()
-class SafeOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` that skips non-finite updates.
+class NonFiniteGuardMixin:
+    """Skip-count-stop guard for an mmengine optimizer wrapper (put it
+    before the wrapper class in the bases).
 
     Args:
         max_consecutive (int): stop with an error after this many
             consecutive non-finite steps (default 5).
-        check_grads (bool): also require finite gradients (default True).
-        **kwargs: ``OptimWrapper`` arguments (``optimizer``, ``clip_grad``,
-            ``accumulative_counts``).
+        check_grads (bool): also require finite gradients.
+        **kwargs: the wrapper's own arguments.
     """
 
     def __init__(self, *args, max_consecutive=5, check_grads=True,
                  **kwargs):
         super().__init__(*args, **kwargs)
         if int(max_consecutive) < 1:
-            raise ValueError('SafeOptimWrapper.max_consecutive must be >= 1, '
-                             f'got {max_consecutive}')
+            raise ValueError(f'{type(self).__name__}.max_consecutive must '
+                             f'be >= 1, got {max_consecutive}')
         self.max_consecutive = int(max_consecutive)
         self.check_grads = check_grads
         self.nonfinite_skips = 0
@@ -109,3 +113,36 @@ class SafeOptimWrapper(OptimWrapper):
         state_dict = dict(state_dict)
         self.nonfinite_skips = int(state_dict.pop('nonfinite_skips', 0))
         super().load_state_dict(state_dict)
+
+
+@OPTIM_WRAPPERS.register_module()
+class SafeOptimWrapper(NonFiniteGuardMixin, OptimWrapper):
+    """``OptimWrapper`` that skips non-finite updates.
+
+    Args:
+        max_consecutive (int): stop with an error after this many
+            consecutive non-finite steps (default 5).
+        check_grads (bool): also require finite gradients (default True).
+        **kwargs: ``OptimWrapper`` arguments (``optimizer``, ``clip_grad``,
+            ``accumulative_counts``).
+    """
+
+
+@OPTIM_WRAPPERS.register_module()
+class SafeAmpOptimWrapper(NonFiniteGuardMixin, AmpOptimWrapper):
+    """``AmpOptimWrapper`` (autocast + GradScaler) that skips updates whose
+    loss is not finite and stops after ``max_consecutive`` of them.
+
+    Args:
+        max_consecutive (int): as for :class:`SafeOptimWrapper`.
+        check_grads (bool): also require finite (scaled) gradients; default
+            False, as the GradScaler skips overflowing steps itself and
+            needs to see them to lower its scale.
+        **kwargs: ``AmpOptimWrapper`` arguments (``dtype``, ``loss_scale``,
+            ``optimizer``, ``clip_grad``, ...).
+    """
+
+    def __init__(self, *args, max_consecutive=5, check_grads=False,
+                 **kwargs):
+        super().__init__(*args, max_consecutive=max_consecutive,
+                         check_grads=check_grads, **kwargs)
