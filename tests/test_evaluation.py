@@ -235,6 +235,15 @@ def test_evaluate_generator_sweep_and_cache(tmp_path):
     assert len(cached) == 1
     again = evaluate_generator(model, real_stats_cache=str(tmp_path), **kw)
     assert again == pytest.approx(res, rel=1e-12)
+    # a truncated or foreign cache file is recomputed and replaced
+    good = cached[0].read_bytes()
+    for bad in (good[:len(good) // 2], b'not a statistics file'):
+        cached[0].write_bytes(bad)
+        redo = evaluate_generator(model, real_stats_cache=str(tmp_path),
+                                  **kw)
+        assert redo == pytest.approx(res, rel=1e-12)
+        st = torch.load(cached[0], weights_only=True)
+        assert st['n'] == 360 and st['sigma'].shape == (128, 128)
     # independent recomputation of one entry
     ext = build_extractor(dict(type='classifier', checkpoint=CLS_CKPT))
     imgs, labels = SampleSource(model, dict(steps=2, guidance=3.0))(

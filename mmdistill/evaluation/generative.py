@@ -9,11 +9,13 @@ processes give identical features. Features are gathered on rank 0 in index
 order; rank 0 computes the metrics and broadcasts them.
 """
 import hashlib
+import logging
 import os.path as osp
 
 import torch
 from mmengine.dist import (broadcast_object_list, gather_object,
                            get_dist_info)
+from mmengine.logging import print_log
 
 from mmdistill.utils import UserError, atomic_torch_save
 from .extractors import build_extractor
@@ -49,17 +51,36 @@ def _bcast(obj):
     return box[0]
 
 
+def _read_stats(path):
+    """``dict(mu, sigma)`` from a statistics file, or None if it is missing
+    or unusable (truncated, not a statistics file, inconsistent shapes)."""
+    if not osp.isfile(path):
+        return None
+    try:
+        st = torch.load(path, map_location='cpu', weights_only=True)
+        mu, sigma = st['mu'].double().numpy(), st['sigma'].double().numpy()
+    except Exception as exc:  # noqa: BLE001 (any unreadable file)
+        print_log(f'ignoring the unreadable statistics cache {path} '
+                  f'({type(exc).__name__}); recomputing it', 'current',
+                  logging.WARNING)
+        return None
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        print_log(f'ignoring the statistics cache {path} (shapes '
+                  f'{mu.shape}, {sigma.shape}); recomputing it', 'current',
+                  logging.WARNING)
+        return None
+    return dict(mu=mu, sigma=sigma)
+
+
 def _cached_stats(path):
-    """(hit, stats): whether Gaussian statistics are cached at ``path``
-    (decided on rank 0, broadcast) and, on rank 0, ``dict(mu, sigma)``
-    read with ``weights_only=True`` (None on the other ranks)."""
+    """(hit, stats): whether usable Gaussian statistics are cached at
+    ``path`` (decided on rank 0, broadcast) and, on rank 0,
+    ``dict(mu, sigma)`` read with ``weights_only=True`` (None on the other
+    ranks). An unreadable file is a miss: it is recomputed and replaced."""
     rank, _ = get_dist_info()
-    if not _bcast(osp.isfile(path) if rank == 0 else None):
-        return False, None
-    if rank != 0:
-        return True, None
-    st = torch.load(path, map_location='cpu', weights_only=True)
-    return True, dict(mu=st['mu'].numpy(), sigma=st['sigma'].numpy())
+    stats = _read_stats(path) if rank == 0 else None
+    hit = _bcast(stats is not None if rank == 0 else None)
+    return hit, stats
 
 
 def my_batches(n, batch_size):
