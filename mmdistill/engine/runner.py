@@ -47,7 +47,7 @@ def resume_allowlist():
     from mmengine.config import ConfigDict
     allowed = [
         HistoryBuffer, np.ndarray, np.dtype, np._core.multiarray._reconstruct,
-        np._core.multiarray.scalar, ConfigDict, getattr
+        np._core.multiarray.scalar, ConfigDict
     ]
     allowed += [type(np.dtype(t)) for t in
                  ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8')]
