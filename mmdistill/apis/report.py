@@ -10,7 +10,6 @@ import time
 
 import torch
 
-_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STUDENT_STEPS = (1, 2, 4, 8)
 GRID_WS = (0.0, 1.0, 2.0, 4.0)
 
@@ -74,9 +73,11 @@ def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import (accuracy, build_extractor,
                                       fid_from_features, inception_score)
+    from mmdistill.evaluation.extractors import resolve_repo_path
     dumped = osp.join(osp.dirname(teacher_ckpt), 'cfg_unet_digits.py')
-    tcfg = Config.fromfile(dumped if osp.isfile(dumped) else osp.join(
-        _ROOT, 'configs/teacher/cfg_unet_digits.py'))
+    tcfg = Config.fromfile(dumped if osp.isfile(dumped) else
+                           resolve_repo_path(
+                               'configs/teacher/cfg_unet_digits.py'))
     teacher = init_model(tcfg, teacher_ckpt)
     students = load_students(s2_dir, small_cfg)
     ext = build_extractor('classifier')
