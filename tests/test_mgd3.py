@@ -7,7 +7,7 @@ from mmdistill.diffusion import CosineSchedule, ddpm_sample, time_grid
 from mmdistill.synthesis.guidance import (check_guidance_args,
                                           mode_guided_sample,
                                           mode_guided_step)
-from mmdistill.synthesis.modes import GMMModes, KMeansModes
+from mmdistill.synthesis.modes import GMMModes, KMeansModes, mode_targets
 from mmdistill.synthesis.registry import build
 from mmdistill.utils import UserError
 
@@ -64,6 +64,54 @@ def test_modes_per_class_and_ipc_too_large():
         KMeansModes()(x, labels, 7, class_names=['a', 'b'])
     with pytest.raises(UserError, match='positive integer'):
         KMeansModes().fit_class(x, 0)
+
+
+def test_mode_targets_centre_members_mean_and_medoid():
+    x, _ = _blobs(seed=1)
+    km = KMeansModes(seed=0).fit_class(x, 3)
+    flat = x.reshape(len(x), -1)
+    # labels follow the order of the modes: every row's label is its
+    # nearest centre
+    dist = torch.cdist(flat, km.modes.reshape(3, -1))
+    assert np.array_equal(km.labels, dist.argmin(1).numpy())
+    # a converged k-means centre is the mean of its members
+    mean = mode_targets(km, x, 'members_mean')
+    assert torch.allclose(mean, km.modes, atol=1e-6)
+    assert torch.equal(mode_targets(km, x, 'centre'), km.modes)
+    # the medoid is the real row nearest each centre, taken from the
+    # diffusion-space embedding (here another array of the same rows)
+    z = torch.randn(len(x), 1, 3, 3)
+    med = mode_targets(km, z, 'medoid')
+    for j in range(3):
+        assert torch.equal(med[j], z[dist[:, j].argmin()])
+
+
+def test_feature_clusters_give_diffusion_space_targets():
+    # the clusters exist only in the feature space; the diffusion space is
+    # noise: targets are the means of the diffusion rows of each cluster
+    feats, centres = _blobs(seed=2, n=30)
+    truth = np.repeat([0, 1, 2], 30)
+    z = torch.randn(90, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    md = KMeansModes(seed=0, embedding=dict(type='classifier'))
+    assert md.target == 'members_mean'
+    cm = md.fit_class(feats, 3)
+    got = mode_targets(cm, z, md.target)
+    for j in range(3):
+        # the true blob of cluster j: the centre cm.modes[j] is nearest to
+        blob = np.abs(centres - cm.modes[j].reshape(-1).numpy()).sum(
+            1).argmin()
+        assert torch.allclose(got[j], z[truth == blob].mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(embedding=dict(type='classifier'), target='centre'),
+     "target='centre' needs embedding='diffusion'"),
+    (dict(target='middle'), "target must be one of"),
+    (dict(embedding='pixels'), "embedding must be 'diffusion' or a feature"),
+])
+def test_bad_mode_discovery_arguments(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        KMeansModes(**kwargs)
 
 
 def _manual_step(z, x, m, sched, t, s, lam, guide, noise):

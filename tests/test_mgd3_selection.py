@@ -78,6 +78,23 @@ def test_grid_order_and_bad_grid():
         sl.grid_settings(dict(grid=dict(lam=[])))
 
 
+def test_rows_of_a_config_replace_default_rows_and_set_other_sections():
+    rows = dict(e=dict(grid={'lam': [1.0],
+                             'mode_discovery.target': ['medoid']}))
+    sel = sl.selection_settings(Config(dict(selection=dict(rows=rows))))
+    assert sel['rows']['e'] == rows['e']
+    assert sel['rows']['b'] == sl.DEFAULT_SELECTION['rows']['b']
+    base = dict(synthesis=dict(ipc=10, lam=0.0),
+                mode_discovery=dict(type='KMeansModes', n_init=10))
+    point = sl.grid_settings(sel['rows']['e'])[0]
+    got = sl.with_synthesis(base, point)
+    assert got['synthesis'] == dict(ipc=10, lam=1.0)
+    assert got['mode_discovery'] == dict(type='KMeansModes', n_init=10,
+                                         target='medoid')
+    assert base['mode_discovery'] == dict(type='KMeansModes', n_init=10)
+    assert sl._name('e', point) == 'e_lam1p0_targetmedoid'
+
+
 def test_pick_best_highest_then_earliest():
     assert sl.pick_best([dict(val_acc=v) for v in (90.0, 93.5, 92.0)]) == 1
     assert sl.pick_best([dict(val_acc=v) for v in (91.0, 93.5, 93.5)]) == 1

@@ -64,6 +64,39 @@ def test_synthesis_layout_and_manifest(tmp_path, teacher_ckpt):
     assert _pngs(out2) == files
 
 
+def test_modes_from_classifier_features(tmp_path, teacher_ckpt):
+    """Clusters found on the digits classifier's features; the guidance
+    targets are the pixel means (or medoids) of those clusters."""
+    from sklearn.cluster import KMeans
+
+    from mmdistill.datasets import load_digits_split
+    from mmdistill.evaluation import build_extractor
+    feat_cfg = dict(type='classifier')
+    x, y = load_digits_split('train')
+    feats = build_extractor(feat_cfg).extract(
+        torch.as_tensor(x).float(), probs=False)['features'].double().numpy()
+    got = {}
+    for target in ('members_mean', 'medoid'):
+        cfg = _cfg(teacher_ckpt)
+        cfg.mode_discovery = dict(type='KMeansModes', n_init=2,
+                                  embedding=feat_cfg, target=target)
+        out = str(tmp_path / target)
+        man = Synthesizer(cfg, out, progress=False).run()
+        assert man['total'] == 20
+        got[target] = torch.load(os.path.join(out, 'modes.pt'),
+                                 weights_only=True)
+    for c in (0, 7):
+        rows = np.flatnonzero(y == c)
+        km = KMeans(2, n_init=2, random_state=0).fit(feats[rows])
+        want = sorted(x[rows][km.labels_ == j].mean(0).sum() for j in (0, 1))
+        have = sorted(float(m.sum()) for m in got['members_mean']['modes'][c])
+        assert np.allclose(have, want, atol=1e-4)
+        near = got['medoid']['nearest'][c].numpy()
+        assert (y[near] == c).all()
+        assert torch.allclose(got['medoid']['modes'][c],
+                              torch.as_tensor(x[near]).float())
+
+
 def test_interrupted_run_resumes_without_redoing(tmp_path, teacher_ckpt,
                                                  monkeypatch):
     ref_dir = str(tmp_path / 'ref')

@@ -10,6 +10,22 @@ model), and clustered into k = IPC clusters. The cluster centres
 class c is guided towards. Clustering is deterministic for a seed
 (``random_state`` and ``n_init`` fixed). Modes are ordered by cluster size
 (largest first, ties by the index of their first member).
+
+The clustering space need not be the diffusion space: pixel models can be
+clustered on classifier features (``embedding=dict(type='classifier')``),
+which group the images by shape rather than by pixel overlap. The guidance
+target of cluster S_j must then be expressed in the diffusion space, with
+z_i the diffusion-space embedding of real image i and c_j the centre found
+in the clustering space (``target``):
+
+    'centre'        m_j = c_j                    (clustering space = diffusion
+                                                  space; the paper's choice)
+    'members_mean'  m_j = (1 / |S_j|) sum_{i in S_j} z_i
+    'medoid'        m_j = z_{n(j)},  n(j) = argmin_i ||e_i - c_j||
+
+For k-means on the diffusion embedding, 'members_mean' equals 'centre' (a
+converged centre is the mean of its members). 'medoid' guides towards a real
+image rather than an average of several.
 """
 from dataclasses import dataclass
 
@@ -29,10 +45,48 @@ class ClassModes:
         nearest (np.ndarray): (k,) index (into the class's rows) of the real
             sample closest to each mode.
         sizes (np.ndarray): (k,) number of real samples per cluster.
+        labels (np.ndarray): (n,) cluster index of each of the class's rows
+            (in the order of ``modes``).
     """
     modes: torch.Tensor
     nearest: np.ndarray
     sizes: np.ndarray
+    labels: np.ndarray = None
+
+
+EMBEDDINGS_DIFFUSION = 'diffusion'
+TARGETS = ('centre', 'members_mean', 'medoid')
+
+
+def mode_targets(cm, diffusion_emb, target='centre'):
+    """Diffusion-space guidance targets of one class's clusters.
+
+    Args:
+        cm (ClassModes): clusters of the class (from ``fit_class``).
+        diffusion_emb (Tensor): (n, *shape) diffusion-space embeddings z_i of
+            the same rows that were clustered.
+        target (str): 'centre' (m_j = c_j, only if the clustering space is
+            the diffusion space), 'members_mean' (m_j = mean of z_i over
+            S_j; an empty GMM component falls back to its medoid) or 'medoid'
+            (m_j = z_{n(j)}, the real image nearest the centre).
+
+    Returns:
+        Tensor: (k, *shape) targets m_j.
+    """
+    if target == 'centre':
+        return cm.modes
+    z = torch.as_tensor(diffusion_emb)
+    if target == 'medoid':
+        return z[torch.as_tensor(cm.nearest)].clone()
+    if target == 'members_mean':
+        out = []
+        for j in range(len(cm.sizes)):
+            rows = np.flatnonzero(cm.labels == j)
+            out.append(z[torch.as_tensor(rows)].double().mean(0).to(z.dtype)
+                       if len(rows) else z[int(cm.nearest[j])])
+        return torch.stack(out)
+    raise UserError(f'mode_discovery.target must be one of {TARGETS}, got '
+                    f'{target!r}')
 
 
 def _check(feats, k, what):
@@ -52,14 +106,48 @@ def _order(labels, centres, feats):
                       if sizes[j] else len(labels) for j in range(k)])
     order = np.lexsort((first, -sizes))
     centres, sizes = centres[order], sizes[order]
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
     d = ((feats[None] - centres[:, None])**2).sum(-1)  # (k, n)
-    return centres, d.argmin(1), sizes
+    return centres, d.argmin(1), sizes, rank[labels]
 
 
 class _Base:
+    """Common part: per-class clustering and the choice of embedding space
+    and guidance target.
 
-    def __init__(self, seed=0):
+    Args:
+        seed (int): random state of the clustering.
+        embedding (str | dict): 'diffusion' (cluster the diffusion-space
+            embedding: pixels, or VAE latents) or a feature-extractor config
+            (``dict(type='classifier', checkpoint=...)``, see
+            :func:`mmdistill.evaluation.build_extractor`) whose features are
+            clustered instead.
+        target (str | None): the guidance target per cluster (see
+            :func:`mode_targets`); default 'centre' for the diffusion
+            embedding and 'members_mean' otherwise.
+    """
+
+    def __init__(self, seed=0, embedding=EMBEDDINGS_DIFFUSION, target=None):
         self.seed = int(seed)
+        if not (embedding == EMBEDDINGS_DIFFUSION or isinstance(
+                embedding, dict)):
+            raise UserError(
+                f"mode_discovery.embedding must be 'diffusion' or a feature "
+                f"extractor config such as dict(type='classifier'), got "
+                f'{embedding!r}')
+        self.embedding = embedding
+        in_diffusion = embedding == EMBEDDINGS_DIFFUSION
+        self.target = target or ('centre' if in_diffusion else
+                                 'members_mean')
+        if self.target not in TARGETS:
+            raise UserError(f'mode_discovery.target must be one of '
+                            f'{TARGETS}, got {self.target!r}')
+        if self.target == 'centre' and not in_diffusion:
+            raise UserError(
+                "mode_discovery.target='centre' needs embedding='diffusion' "
+                '(feature-space centres are not images); use '
+                "'members_mean' or 'medoid'")
 
     def fit_class(self, embeddings, k, what='this class'):
         """Cluster ``embeddings`` (n, *shape) into k modes."""
@@ -68,9 +156,9 @@ class _Base:
         feats = emb.reshape(len(emb), -1).double().cpu().numpy()
         _check(feats, k, what)
         centres, labels = self._cluster(feats, int(k))
-        centres, nearest, sizes = _order(labels, centres, feats)
+        centres, nearest, sizes, labels = _order(labels, centres, feats)
         modes = torch.from_numpy(centres).to(emb.dtype).reshape((k, ) + shape)
-        return ClassModes(modes, nearest, sizes)
+        return ClassModes(modes, nearest, sizes, labels)
 
     def __call__(self, embeddings, labels, k, class_names=None):
         """Modes of every class: {class_index: ClassModes}."""
@@ -93,10 +181,11 @@ class KMeansModes(_Base):
         seed (int): ``random_state`` of scikit-learn's KMeans.
         n_init (int): restarts (fixed so the result is reproducible).
         max_iter (int): Lloyd iterations per restart.
+        **kwargs: ``embedding`` and ``target`` (see ``_Base``).
     """
 
-    def __init__(self, seed=0, n_init=10, max_iter=300):
-        super().__init__(seed)
+    def __init__(self, seed=0, n_init=10, max_iter=300, **kwargs):
+        super().__init__(seed, **kwargs)
         self.n_init, self.max_iter = int(n_init), int(max_iter)
 
     def _cluster(self, feats, k):
@@ -115,11 +204,12 @@ class GMMModes(_Base):
         covariance_type (str): 'diag' (default), 'spherical', 'full', 'tied'.
         n_init (int): restarts.
         reg_covar (float): added to the covariance diagonal.
+        **kwargs: ``embedding`` and ``target`` (see ``_Base``).
     """
 
     def __init__(self, seed=0, covariance_type='diag', n_init=1,
-                 reg_covar=1e-3):
-        super().__init__(seed)
+                 reg_covar=1e-3, **kwargs):
+        super().__init__(seed, **kwargs)
         self.covariance_type, self.n_init = covariance_type, int(n_init)
         self.reg_covar = float(reg_covar)
 

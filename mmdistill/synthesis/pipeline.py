@@ -25,9 +25,11 @@ import numpy as np
 import torch
 
 from mmdistill.diffusion import time_grid
+from mmdistill.evaluation import build_extractor
 from mmdistill.registry import DATASETS
 from mmdistill.utils import UserError, atomic_torch_save, atomic_write
 from .guidance import check_guidance_args, mode_guided_sample, start_index
+from .modes import EMBEDDINGS_DIFFUSION, mode_targets
 from .registry import build
 
 MANIFEST = 'manifest.json'
@@ -246,6 +248,18 @@ class Synthesizer:
             out.append(gen.encode(_images(self.real, idx)).float().cpu())
         return torch.cat(out)
 
+    @torch.no_grad()
+    def embed_features(self, extractor, batch_size=256):
+        """Features of all real training images from a feature extractor
+        config (the clustering space of ``mode_discovery.embedding``)."""
+        ext = build_extractor(extractor)
+        out = []
+        for s in range(0, len(self.real), batch_size):
+            idx = range(s, min(s + batch_size, len(self.real)))
+            out.append(ext.extract(_images(self.real, idx), probs=False)
+                       ['features'].float().cpu())
+        return torch.cat(out)
+
     def discover_modes(self):
         """Per-class modes; loaded from ``modes.pt`` when resuming."""
         path = os.path.join(self.out_dir, MODES)
@@ -257,12 +271,14 @@ class Synthesizer:
                     'seed': self.settings['mode_discovery'].get(
                         'seed', self.seed)})
         emb = self.embed_real()
+        space = emb if md.embedding == EMBEDDINGS_DIFFUSION else \
+            self.embed_features(md.embedding)
         ipc = self.syn['ipc']
         modes, nearest, sizes = [], [], []
         for c, name in enumerate(self.classes):
             rows = np.flatnonzero(self.real_labels == c)
-            cm = md.fit_class(emb[rows], ipc, f'class {name!r}')
-            modes.append(cm.modes)
+            cm = md.fit_class(space[rows], ipc, f'class {name!r}')
+            modes.append(mode_targets(cm, emb[rows], md.target))
             nearest.append(torch.as_tensor(rows[cm.nearest]))
             sizes.append(torch.as_tensor(cm.sizes))
         data = dict(modes=torch.stack(modes), nearest=torch.stack(nearest),

@@ -12,7 +12,8 @@ the evaluation classifier (mean over the evaluation seeds); the best one
 wins, ties going to the earlier setting in grid order.
 
 A row is ``dict(fixed=dict(...), grid=dict(key=[values, ...]))`` over keys of
-the ``synthesis`` section; the grid is the product of its lists, in the
+the ``synthesis`` section (or ``'mode_discovery.<key>'`` for the mode
+discovery settings); the grid is the product of its lists, in the
 order written (the last key varies fastest).
 """
 import copy
@@ -48,12 +49,13 @@ RESULT = 'eval.json'
 
 
 def selection_settings(cfg):
-    """The config's ``selection`` section over DEFAULT_SELECTION."""
+    """The config's ``selection`` section over DEFAULT_SELECTION (its
+    ``holdout`` keys and ``rows`` entries replace the default ones)."""
     sel = copy.deepcopy(DEFAULT_SELECTION)
     given = to_plain(cfg.get('selection', {}) or {})
     for key, val in given.items():
-        if key == 'holdout':
-            sel['holdout'].update(val)
+        if key in ('holdout', 'rows'):  # a config row replaces that row only
+            sel[key].update(val)
         else:
             sel[key] = val
     return sel
@@ -103,14 +105,27 @@ def holdout_config(cfg, fraction=0.2, seed=0):
 
 
 def with_synthesis(cfg, settings):
-    """A copy of the (plain dict) config with ``synthesis`` updated."""
+    """A copy of the (plain dict) config with ``synthesis`` updated; a key
+    ``'<section>.<key>'`` (e.g. ``'mode_discovery.target'``) sets that key
+    of another section instead."""
     out = copy.deepcopy(cfg)
-    out['synthesis'] = {**out.get('synthesis', {}), **settings}
+    syn = {}
+    for key, val in settings.items():
+        section, dot, sub = key.partition('.')
+        if dot:
+            out[section] = {**(out.get(section) or {}), sub: val}
+        else:
+            syn[key] = val
+    out['synthesis'] = {**out.get('synthesis', {}), **syn}
     return out
 
 
 def _name(row, settings):
-    parts = [row] + [f'{k}{v}' for k, v in sorted(settings.items())
+    def short(k, v):
+        if isinstance(v, dict):
+            v = v.get('type', 'cfg')
+        return f'{k.rpartition(".")[2]}{v}'
+    parts = [row] + [short(k, v) for k, v in sorted(settings.items())
                      if k not in ('source', 'init')]
     return '_'.join(parts).replace('.', 'p')
 
