@@ -60,16 +60,18 @@ def main():
     atomic_write(os.path.join(out_dir, 'table.json'),
                  lambda f: f.write(json.dumps(res, indent=1).encode()))
     metric = sel.get('metric', 'ConvNet')
-    print('| row | settings | test acc | div. | repr. |')
-    print('|-----|----------|---------:|-----:|------:|')
+    feat = all('diversity_feat' in v for v in res.values())
+    cols = ['div.', 'repr.'] + (['div. (feat)', 'repr. (feat)'] if feat
+                                else [])
+    print('| row | settings | test acc | ' + ' | '.join(cols) + ' |')
+    print('|-----|----------|---------:|' + '-----:|' * len(cols))
+    keys = ['diversity', 'representativeness'] + (
+        ['diversity_feat', 'representativeness_feat'] if feat else [])
     for r, v in res.items():
         s = ' '.join(f'{k}={x}' for k, x in v['settings'].items())
-        div = v['diversity']
-        div = '-' if isinstance(div, float) and math.isnan(div) \
-            else f'{div:.3f}'
+        vals = ['-' if math.isnan(v[k]) else f'{v[k]:.3f}' for k in keys]
         print(f'| {r} | {s} | {v[metric]["mean"]:.2f} ± '
-              f'{v[metric]["std"]:.2f} | {div} | '
-              f'{v["representativeness"]:.3f} |')
+              f'{v[metric]["std"]:.2f} | ' + ' | '.join(vals) + ' |')
     print(f'wrote {os.path.join(out_dir, "table.json")}')
 
 

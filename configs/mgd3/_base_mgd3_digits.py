@@ -31,7 +31,9 @@ evaluation = dict(
     weight_decay=5e-4,
     milestones=(0.5, 0.75),
     shift=1,
-    flip=False)
+    flip=False,
+    # diversity / representativeness also on the digits classifier's features
+    feature_extractor=dict(type='classifier'))
 # hyper-parameter selection (tools/mgd3_select.py): a stratified 20 %
 # validation part of the training split, never the test split; the grid per
 # ablation row is DEFAULT_SELECTION in mmdistill/synthesis/selection.py

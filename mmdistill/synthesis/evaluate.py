@@ -11,8 +11,11 @@
   nearest real training samples of the same class (lower = closer to the
   real data); averaged.
 
-Distances are RMS pixel distances d(a, b) = ||a - b||_2 / sqrt(D) on the
-images in [-1, 1] at the evaluation resolution.
+Distances are RMS distances d(a, b) = ||a - b||_2 / sqrt(D): on the images
+in [-1, 1] at the evaluation resolution (``diversity``,
+``representativeness``) and, if ``feature_extractor`` is set, also on the
+features of that extractor (``diversity_feat``, ``representativeness_feat``;
+the paper measures both in a feature space).
 """
 import math
 import os
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mmdistill.datasets.image_folder import load_image
+from mmdistill.evaluation import build_extractor
 from mmdistill.registry import DATASETS
 from mmdistill.utils import UserError
 from .pipeline import ANNOTATIONS
@@ -31,7 +35,8 @@ DEFAULT_EVAL = dict(
     classifiers=[dict(type='ConvNet', width=32, depth=2)],
     seeds=(0, 1, 2), iterations=500, batch_size=64, lr=0.01, momentum=0.9,
     weight_decay=5e-4, milestones=(0.5, 0.75), shift=1, flip=False,
-    image_size=None, channels=None, num_neighbours=50)
+    image_size=None, channels=None, num_neighbours=50,
+    feature_extractor=None)
 
 
 def load_synthetic(folder, image_size, channels):
@@ -120,6 +125,13 @@ def _rms_cdist(a, b):
         math.sqrt(a[0].numel())
 
 
+@torch.no_grad()
+def _features(ext, x, batch_size=512):
+    return torch.cat([ext.extract(x[i:i + batch_size], probs=False)
+                      ['features'].double().cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
 def diversity_representativeness(x, y, x_real, y_real, k=50):
     """(diversity, representativeness) averaged over synthetic samples;
     diversity is NaN when every class has a single sample."""
@@ -150,7 +162,8 @@ def evaluate_dataset(folder, eval_cfg, real_train_cfg, log=print):
 
     Returns:
         dict: per classifier accuracies (list), mean and std, plus
-        diversity, representativeness and the number of images.
+        diversity, representativeness (and their ``_feat`` versions with a
+        ``feature_extractor``) and the number of images.
     """
     cfg = {**DEFAULT_EVAL, **dict(eval_cfg)}
     if 'test_data' not in cfg:
@@ -175,6 +188,12 @@ def evaluate_dataset(folder, eval_cfg, real_train_cfg, log=print):
     result['diversity'], result['representativeness'] = \
         diversity_representativeness(x, y, x_real, y_real,
                                      cfg['num_neighbours'])
+    if cfg['feature_extractor']:
+        ext = build_extractor(cfg['feature_extractor'])
+        result['diversity_feat'], result['representativeness_feat'] = \
+            diversity_representativeness(
+                _features(ext, x), y, _features(ext, x_real), y_real,
+                cfg['num_neighbours'])
     train_keys = ('iterations', 'batch_size', 'lr', 'momentum',
                   'weight_decay', 'milestones', 'shift', 'flip')
     for net_cfg in cfg['classifiers']:
@@ -188,4 +207,7 @@ def evaluate_dataset(folder, eval_cfg, real_train_cfg, log=print):
             f'{np.std(accs):.2f} % over seeds {list(cfg["seeds"])}')
     log(f'diversity {result["diversity"]:.4f}  representativeness '
         f'{result["representativeness"]:.4f}  ({len(x)} images)')
+    if 'diversity_feat' in result:
+        log(f'feature space: diversity {result["diversity_feat"]:.4f}  '
+            f'representativeness {result["representativeness_feat"]:.4f}')
     return result
