@@ -222,3 +222,22 @@ def test_unknown_row_is_a_one_line_error(tmp_path, teacher_ckpt):
     with pytest.raises(UserError, match=r"unknown selection row 'x'"):
         sl.select(_cfg(teacher_ckpt), str(tmp_path / 's'), rows=['x'])
     assert not os.path.exists(tmp_path / 's')
+
+
+@pytest.mark.parametrize('name', sorted(
+    f for f in os.listdir(os.path.join(ROOT, 'configs/mgd3'))
+    if f.startswith('mgd3_digits')))
+def test_digits_configs_and_every_selection_setting_are_valid(name):
+    """Each digits config, and each grid point of its selection rows,
+    passes the synthesis checks and builds its mode discovery."""
+    from mmdistill.synthesis.pipeline import check_settings
+    from mmdistill.synthesis.registry import build
+    cfg = sl.to_plain(Config.fromfile(os.path.join(ROOT, 'configs/mgd3',
+                                                   name)))
+    points = [s for row in sl.selection_settings(cfg)['rows'].values()
+              for s in sl.grid_settings(row)]
+    assert len(points) >= 6
+    for point in [{}] + points:
+        settings = sl.synthesis_settings(sl.with_synthesis(cfg, point))
+        check_settings(settings)
+        build({**settings['mode_discovery'], 'seed': 0})
