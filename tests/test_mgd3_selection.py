@@ -153,7 +153,7 @@ def test_selection_never_reads_the_test_split(tmp_path, teacher_ckpt,
     monkeypatch.setattr(digits_mod, 'load_digits_split', recording_load)
     monkeypatch.setattr(ev, 'train_and_test', recording_train)
     out = str(tmp_path / 'sel')
-    res = sl.select(_cfg(teacher_ckpt), out)
+    res = sl.select(_cfg(teacher_ckpt), out, rows=['a', 'e'])
     assert splits and set(splits) == {'train'}
     # every classifier was scored on exactly the held-out training images
     x_tr, y_tr = real_load('train')
@@ -189,7 +189,7 @@ def test_selection_never_reads_the_test_split(tmp_path, teacher_ckpt,
         raise AssertionError('candidate synthesised again')
 
     monkeypatch.setattr(sl.Synthesizer, 'run', no_synthesis)
-    again = sl.select(_cfg(teacher_ckpt), out)
+    again = sl.select(_cfg(teacher_ckpt), out, rows=['a', 'e'])
     for r in ('a', 'e'):
         assert [(c['settings'], c['val_acc']) for c in
                 again['rows'][r]['candidates']] == \
