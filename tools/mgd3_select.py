@@ -25,12 +25,17 @@ def parse_args():
     p.add_argument('--out-dir', help='folder for candidates and '
                    'selection.json (default: work_dirs/mgd3_select/<config '
                    'name>)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='candidates evaluated in parallel, each in a '
+                   'worker process with one thread (e.g. the number of '
+                   'cores); the result does not depend on it')
     add_common_args(p)
     return p.parse_args()
 
 
 def fmt(settings):
-    return ' '.join(f'synthesis.{k}={v}' for k, v in settings.items())
+    return ' '.join(f'{k}={v}' if '.' in k else f'synthesis.{k}={v}'
+                    for k, v in settings.items())
 
 
 @cli_main
@@ -41,7 +46,7 @@ def main():
     cfg = load_config(args.config, args.cfg_options)
     name = os.path.splitext(os.path.basename(args.config))[0]
     out_dir = args.out_dir or os.path.join('work_dirs', 'mgd3_select', name)
-    res = select(cfg, out_dir, rows=args.rows)
+    res = select(cfg, out_dir, rows=args.rows, jobs=args.jobs)
     print(f'validation split: {res["holdout"]} of the training set; '
           f'metric: {res["metric"]} final-epoch accuracy')
     print('| row | selected settings | val acc | div. | repr. |')

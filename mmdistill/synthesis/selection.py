@@ -19,7 +19,10 @@ order written (the last key varies fastest).
 import copy
 import itertools
 import json
+import multiprocessing
 import os
+
+import torch
 
 from mmdistill.utils import UserError, atomic_write
 from .evaluate import evaluate_dataset
@@ -174,7 +177,30 @@ def pick_best(candidates, tol=1e-3):
                 if c['val_acc'] >= best - tol)
 
 
-def select(cfg, out_dir, rows=None, log=print):
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _run_candidate(task):
+    cfg, folder = task
+    return run_setting(cfg, folder, log=lambda *a: None)
+
+
+def run_candidates(tasks, jobs=1, log=print):
+    """``run_setting`` for each ``(plain config, folder)`` task, in order.
+
+    With ``jobs`` > 1 the candidates run in that many worker processes of
+    one thread each (every candidate has its own seeds and folder, so the
+    results do not depend on ``jobs``)."""
+    if jobs <= 1:
+        yield from (run_setting(c, f, log) for c, f in tasks)
+        return
+    ctx = multiprocessing.get_context('spawn')
+    with ctx.Pool(int(jobs), initializer=_one_thread) as pool:
+        yield from pool.imap(_run_candidate, tasks, chunksize=1)
+
+
+def select(cfg, out_dir, rows=None, log=print, jobs=1):
     """Run the selection; returns (and writes ``out_dir/selection.json``)
     ``dict(holdout, metric, rows={row: dict(candidates=[...], best=...)})``.
 
@@ -183,6 +209,8 @@ def select(cfg, out_dir, rows=None, log=print):
             ``selection``).
         out_dir (str): folder for the candidate data sets and the result.
         rows (list[str] | None): rows to run (default: all of the config).
+        jobs (int): candidates evaluated in parallel (worker processes of
+            one thread each; 1: in this process).
     """
     sel = selection_settings(cfg)
     hcfg = holdout_config(cfg, **sel['holdout'])
@@ -195,13 +223,21 @@ def select(cfg, out_dir, rows=None, log=print):
         if r not in spec:
             raise UserError(f'unknown selection row {r!r}; the config has '
                             f'{sorted(spec)}')
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f'jobs must be a positive integer, got {jobs!r}')
     metric = sel['metric']
     out = dict(holdout=sel['holdout'], metric=metric, rows={})
+    points = [(r, settings) for r in rows for settings in
+              grid_settings(spec[r])]
+    tasks = [(with_synthesis(hcfg, settings),
+              os.path.join(out_dir, _name(r, settings)))
+             for r, settings in points]
+    results = run_candidates(tasks, jobs, log)
     for r in rows:
         cands = []
         for settings in grid_settings(spec[r]):
             folder = os.path.join(out_dir, _name(r, settings))
-            res = run_setting(with_synthesis(hcfg, settings), folder, log)
+            res = next(results)
             if metric not in res:
                 raise UserError(f'selection metric {metric!r} is not an '
                                 'evaluation classifier of the config')
