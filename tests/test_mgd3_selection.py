@@ -259,3 +259,56 @@ def test_parallel_selection_gives_the_same_result(tmp_path, teacher_ckpt):
             two['rows'][r]['best']['settings']
     with pytest.raises(UserError, match='jobs must be a positive integer'):
         sl.select(_cfg(teacher_ckpt), str(tmp_path / 'x'), jobs=0)
+
+
+def test_pool_seeds_and_paired_gap():
+    """Pooling over synthesis seeds keeps every accuracy; the paired gap is
+    the per-seed difference of the classifier-seed means."""
+    per = {3: dict(ConvNet=dict(accs=[90.0, 92.0], mean=91.0, std=1.0),
+                   diversity=0.2, num_images=10),
+           7: dict(ConvNet=dict(accs=[80.0, 86.0], mean=83.0, std=3.0),
+                   diversity=0.4, num_images=10)}
+    pooled = sl.pool_seeds(per)
+    assert pooled['seeds'] == [3, 7]
+    assert pooled['ConvNet']['accs'] == [90.0, 92.0, 80.0, 86.0]
+    assert pooled['ConvNet']['mean'] == pytest.approx(87.0)
+    assert pooled['ConvNet']['std'] == pytest.approx(np.std([90, 92, 80, 86]))
+    assert pooled['ConvNet']['seed_means'] == [91.0, 83.0]
+    assert pooled['diversity'] == pytest.approx(0.3)
+    base = sl.pool_seeds({3: dict(ConvNet=dict(accs=[89.0], mean=89.0)),
+                          7: dict(ConvNet=dict(accs=[85.0], mean=85.0))})
+    gap = sl.paired_gap(pooled, base, 'ConvNet')
+    assert gap['diffs'] == [2.0, -2.0]
+    assert gap['mean'] == pytest.approx(0.0)
+    assert gap['std'] == pytest.approx(2.0)
+    assert gap['wins'] == 1
+    other = sl.pool_seeds({3: per[3]})
+    with pytest.raises(UserError, match='different synthesis seeds'):
+        sl.paired_gap(pooled, other, 'ConvNet')
+
+
+def test_run_rows_over_synthesis_seeds(tmp_path, teacher_ckpt):
+    """--seeds: one folder per synthesis seed; seed s reproduces the
+    single-seed run of a config with seed = s, another seed gives other
+    images, and the pooled accuracies are those of the per-seed runs."""
+    cfg = _cfg(teacher_ckpt)
+    row = dict(e=dict(lam=1.0, guidance=0.0))
+    single = sl.run_rows(cfg, row, str(tmp_path / 'one'))
+    multi = sl.run_rows(cfg, row, str(tmp_path / 'many'), seeds=[0, 5])
+
+    def images(folder):
+        from mmdistill.synthesis.evaluate import load_synthetic
+        return load_synthetic(str(folder), 8, 1)[0]
+
+    x0 = images(tmp_path / 'one' / 'e')
+    assert torch.equal(images(tmp_path / 'many' / 'e_seed0'), x0)
+    assert not torch.equal(images(tmp_path / 'many' / 'e_seed5'), x0)
+    with open(tmp_path / 'many' / 'e_seed5' / 'eval.json') as f:
+        run5 = json.load(f)
+    assert multi['e']['ConvNet']['accs'] == \
+        single['e']['ConvNet']['accs'] + run5['ConvNet']['accs']
+    assert multi['e']['ConvNet']['seed_means'] == [
+        single['e']['ConvNet']['mean'], run5['ConvNet']['mean']]
+    assert multi['e']['settings'] == row['e']
+    with pytest.raises(UserError, match='distinct'):
+        sl.run_rows(cfg, row, str(tmp_path / 'bad'), seeds=[1, 1])

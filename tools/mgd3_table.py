@@ -8,6 +8,11 @@ Every row of the selection file is synthesised from the config's full real
 training set with its selected settings and evaluated on the test split;
 ``--reference`` adds the paper-default MGD3 line (lambda 0.1, t_stop 25,
 w 2). Writes ``OUT/table.json`` and prints a markdown table.
+
+``--seeds 0 1 2 3 4`` runs every row once per synthesis seed (images,
+k-means, real subset) and pools the accuracies (synthesis seeds x
+classifier seeds); ``--baseline b`` then also prints each row's gain over
+row b paired by synthesis seed (mean, std and wins over the seeds).
 """
 import argparse
 import json
@@ -28,6 +33,11 @@ def parse_args():
                    'rows of the selection file)')
     p.add_argument('--reference', action='store_true',
                    help='add the paper-default MGD3 line (row "ref")')
+    p.add_argument('--seeds', nargs='+', type=int,
+                   help='synthesis seeds: run each row once per seed and '
+                   'pool (default: the config seed only)')
+    p.add_argument('--baseline', help='with --seeds: print the gain of each '
+                   'row over this row, paired by synthesis seed (e.g. b)')
     p.add_argument('--out-dir', help='output folder (default: '
                    'work_dirs/mgd3_table/<config name>)')
     add_common_args(p)
@@ -37,7 +47,7 @@ def parse_args():
 @cli_main
 def main():
     import mmdistill  # noqa: F401  (registers the components)
-    from mmdistill.synthesis.selection import REFERENCE, run_rows
+    from mmdistill.synthesis.selection import REFERENCE, paired_gap, run_rows
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
     if not os.path.isfile(args.selection):
@@ -50,12 +60,18 @@ def main():
     if missing:
         raise UserError(f'rows {missing} are not in {args.selection} (it has '
                         f'{sorted(sel["rows"])})')
+    if args.baseline and not args.seeds:
+        raise UserError('--baseline needs --seeds (the gain is paired by '
+                        'synthesis seed)')
+    if args.baseline and args.baseline not in rows:
+        raise UserError(f'--baseline {args.baseline} is not one of the rows '
+                        f'{rows}')
     todo = {r: sel['rows'][r]['best']['settings'] for r in rows}
     if args.reference:
         todo['ref'] = dict(REFERENCE)
     name = os.path.splitext(os.path.basename(args.config))[0]
     out_dir = args.out_dir or os.path.join('work_dirs', 'mgd3_table', name)
-    res = run_rows(cfg, todo, out_dir)
+    res = run_rows(cfg, todo, out_dir, seeds=args.seeds)
     os.makedirs(out_dir, exist_ok=True)
     atomic_write(os.path.join(out_dir, 'table.json'),
                  lambda f: f.write(json.dumps(res, indent=1).encode()))
@@ -72,6 +88,21 @@ def main():
         vals = ['-' if math.isnan(v[k]) else f'{v[k]:.3f}' for k in keys]
         print(f'| {r} | {s} | {v[metric]["mean"]:.2f} ± '
               f'{v[metric]["std"]:.2f} | ' + ' | '.join(vals) + ' |')
+    if args.baseline:
+        base = res[args.baseline]
+        print(f'\ngain over row {args.baseline}, paired by synthesis seed '
+              f'{args.seeds} ({metric}, each the mean over the classifier '
+              'seeds):')
+        for r, v in res.items():
+            if r == args.baseline:
+                continue
+            g = paired_gap(v, base, metric)
+            v['gain_over_' + args.baseline] = g
+            ds = ' '.join(f'{d:+.2f}' for d in g['diffs'])
+            print(f'  {r}: {g["mean"]:+.2f} ± {g["std"]:.2f} (wins '
+                  f'{g["wins"]}/{len(g["diffs"])}; per seed {ds})')
+        atomic_write(os.path.join(out_dir, 'table.json'),
+                     lambda f: f.write(json.dumps(res, indent=1).encode()))
     print(f'wrote {os.path.join(out_dir, "table.json")}')
 
 

@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 
+import numpy as np
 import torch
 
 from mmdistill.utils import UserError, atomic_write
@@ -258,14 +259,74 @@ def select(cfg, out_dir, rows=None, log=print, jobs=1):
     return out
 
 
-def run_rows(cfg, row_settings, out_dir, log=print):
+def pool_seeds(per_seed):
+    """Pool the evaluations of one row synthesised with several synthesis
+    seeds (``{seed: evaluate_dataset result}``).
+
+    Every classifier entry gets all accuracies (synthesis seed x classifier
+    seed), their mean and population std, and ``seed_means`` (the mean over
+    classifier seeds for each synthesis seed, in seed order); scalar
+    metrics (diversity, representativeness, ...) are averaged over the
+    synthesis seeds.
+    """
+    seeds = list(per_seed)
+    first = per_seed[seeds[0]]
+    out = dict(seeds=seeds)
+    for key, val in first.items():
+        if isinstance(val, dict) and 'accs' in val:
+            accs = [a for s in seeds for a in per_seed[s][key]['accs']]
+            out[key] = dict(accs=accs, mean=float(np.mean(accs)),
+                            std=float(np.std(accs)),
+                            seed_means=[per_seed[s][key]['mean']
+                                        for s in seeds])
+        elif isinstance(val, (int, float)) and not isinstance(val, bool):
+            out[key] = float(np.mean([per_seed[s][key] for s in seeds]))
+    return out
+
+
+def paired_gap(row, baseline, metric):
+    """Accuracy gain of ``row`` over ``baseline`` paired by synthesis seed:
+
+        d_s = acc(row, s) - acc(baseline, s),  s = synthesis seed
+
+    (each acc the mean over the classifier seeds). Returns ``dict(diffs,
+    mean, std, wins)`` with the population std of d_s and the number of
+    seeds where d_s > 0.
+    """
+    a, b = row[metric], baseline[metric]
+    if row.get('seeds') != baseline.get('seeds'):
+        raise UserError('paired gap: the rows were run with different '
+                        'synthesis seeds')
+    diffs = [x - y for x, y in zip(a['seed_means'], b['seed_means'])]
+    return dict(diffs=diffs, mean=float(np.mean(diffs)),
+                std=float(np.std(diffs)), wins=int(sum(d > 0 for d in diffs)))
+
+
+def run_rows(cfg, row_settings, out_dir, log=print, seeds=None):
     """Synthesise and evaluate each row on the config's own real data and
     test split; ``row_settings`` maps row name -> synthesis settings.
-    Returns {row: evaluation result}."""
+
+    With ``seeds`` (synthesis seeds, the config's top-level ``seed``:
+    images, modes' k-means and the real random subset) every row is run
+    once per seed in ``out_dir/<row>_seed<s>`` and the results are pooled
+    (:func:`pool_seeds`); the classifier seeds stay those of
+    ``evaluation.seeds``. Returns {row: evaluation result}."""
     plain = to_plain(cfg)
+    if seeds is not None:
+        seeds = [int(s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise UserError(f'synthesis seeds must be distinct and at least '
+                            f'one, got {seeds}')
     results = {}
     for r, settings in row_settings.items():
-        folder = os.path.join(out_dir, r)
-        results[r] = run_setting(with_synthesis(plain, settings), folder, log)
+        row_cfg = with_synthesis(plain, settings)
+        if seeds is None:
+            results[r] = run_setting(row_cfg, os.path.join(out_dir, r), log)
+        else:
+            per = {}
+            for s in seeds:
+                per[s] = run_setting({**row_cfg, 'seed': s}, os.path.join(
+                    out_dir, f'{r}_seed{s}'), log)
+            results[r] = pool_seeds(per)
         results[r]['settings'] = settings
     return results
