@@ -312,3 +312,30 @@ def test_run_rows_over_synthesis_seeds(tmp_path, teacher_ckpt):
     assert multi['e']['settings'] == row['e']
     with pytest.raises(UserError, match='distinct'):
         sl.run_rows(cfg, row, str(tmp_path / 'bad'), seeds=[1, 1])
+
+
+def test_seed_plot_tool(tmp_path):
+    """tools/mgd3_plot.py draws pooled tables (two files merged into one
+    panel) and refuses a table without per-seed results in one line."""
+    import subprocess
+    import sys
+    row = lambda m: dict(ConvNet=dict(mean=m, seed_means=[m - 1, m + 1]))  # noqa: E731
+    (tmp_path / 'p1.json').write_text(json.dumps(dict(b=row(94.0),
+                                                      e=row(96.0))))
+    (tmp_path / 'p2.json').write_text(json.dumps(dict(f=row(98.0))))
+    (tmp_path / 'old.json').write_text(json.dumps(
+        dict(b=dict(ConvNet=dict(mean=94.0)))))
+    tool = os.path.join(ROOT, 'tools/mgd3_plot.py')
+    out = tmp_path / 'fig.png'
+    r = subprocess.run([sys.executable, tool,
+                        f'{tmp_path}/p1.json+{tmp_path}/p2.json',
+                        '--titles', 'IPC 10', '--out', str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    bad = tmp_path / 'bad.png'
+    r = subprocess.run([sys.executable, tool, str(tmp_path / 'old.json'),
+                        '--out', str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and not bad.exists()
+    assert r.stderr.strip().count('\n') == 0
+    assert 'run tools/mgd3_table.py with --seeds' in r.stderr

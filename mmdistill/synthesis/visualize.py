@@ -77,3 +77,55 @@ def plot_modes(folder, save_path, real_cfg, decode=None, max_ipc=10):
     fig.savefig(save_path, dpi=80)
     plt.close(fig)
     return save_path
+
+
+ROW_LABELS = dict(a='a\nreal subset', b='b\nunguided', c='c\nmodes only',
+                  d='d\n+ guidance', e='e\nMGD3', ref='ref\npaper dflt')
+
+
+def plot_seed_tables(tables, titles, save_path, metric='ConvNet',
+                     ref_row='f'):
+    """Accuracy per ablation row over synthesis seeds: a bar at the pooled
+    mean, a dot per synthesis seed (its mean over the classifier seeds),
+    one panel per table (``tools/mgd3_table.py --seeds`` results).
+
+    Args:
+        tables (list[dict]): ``{row: result}`` with ``seed_means``.
+        titles (list[str]): panel titles.
+        save_path (str): PNG to write (matplotlib Agg).
+        metric (str): classifier key of the results.
+        ref_row (str): row drawn as a dashed line (the full real set).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    for t in tables:
+        bad = [r for r, v in t.items() if 'seed_means' not in v.get(
+            metric, {})]
+        if bad:
+            raise UserError(f'rows {bad} have no per-seed {metric} results '
+                            '(run tools/mgd3_table.py with --seeds)')
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6),
+                             squeeze=False)
+    for ax, table, title in zip(axes[0], tables, titles):
+        rows = [r for r in table if r != ref_row]
+        for i, r in enumerate(rows):
+            m = table[r][metric]
+            ax.bar(i, m['mean'], color='C0' if r != 'e' else 'C3',
+                   alpha=0.6)
+            ax.plot([i] * len(m['seed_means']), m['seed_means'], 'k.')
+        if ref_row in table:
+            ax.axhline(table[ref_row][metric]['mean'], color='k', ls='--',
+                       lw=1, label=f'{ref_row}: full real set')
+            ax.legend(loc='lower right', fontsize=8)
+        lo = min(min(table[r][metric]['seed_means']) for r in table)
+        ax.set_ylim(lo - 1.5, 100)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([ROW_LABELS.get(r, r) for r in rows],
+                           fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(f'{metric} test top-1 (%)')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
+    fig.savefig(save_path, dpi=110)
+    plt.close(fig)
