@@ -108,7 +108,10 @@ def plot_seed_tables(tables, titles, save_path, metric='ConvNet',
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6),
                              squeeze=False)
     for ax, table, title in zip(axes[0], tables, titles):
-        rows = [r for r in table if r != ref_row]
+        order = list(ROW_LABELS)
+        rows = sorted((r for r in table if r != ref_row),
+                      key=lambda r: (order.index(r) if r in order
+                                     else len(order), r))
         for i, r in enumerate(rows):
             m = table[r][metric]
             ax.bar(i, m['mean'], color='C0' if r != 'e' else 'C3',
