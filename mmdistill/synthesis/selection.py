@@ -43,7 +43,7 @@ DEFAULT_SELECTION = dict(
                grid=dict(lam=[0.1, 0.3, 1.0, 3.0],
                          guidance=[0.0, 1.0, 2.0])),
         e=dict(fixed=dict(init='noise'),
-               grid=dict(lam=[0.1, 0.3, 1.0, 3.0], t_stop=[25, 37],
+               grid=dict(lam=[0.1, 0.3, 1.0, 3.0], t_stop=[12, 25, 37],
                          guidance=[0.0, 1.0, 2.0])),
         f=dict(fixed=dict(source='real_full'))))
 
