@@ -72,10 +72,15 @@ def main():
     name = os.path.splitext(os.path.basename(args.config))[0]
     out_dir = args.out_dir or os.path.join('work_dirs', 'mgd3_table', name)
     res = run_rows(cfg, todo, out_dir, seeds=args.seeds)
+    metric = sel.get('metric', 'ConvNet')
+    if args.baseline:  # stored with the rows, printed below the table
+        for r, v in res.items():
+            if r != args.baseline:
+                v['gain_over_' + args.baseline] = paired_gap(
+                    v, res[args.baseline], metric)
     os.makedirs(out_dir, exist_ok=True)
     atomic_write(os.path.join(out_dir, 'table.json'),
                  lambda f: f.write(json.dumps(res, indent=1).encode()))
-    metric = sel.get('metric', 'ConvNet')
     feat = all('diversity_feat' in v for v in res.values())
     cols = ['div.', 'repr.'] + (['div. (feat)', 'repr. (feat)'] if feat
                                 else [])
@@ -89,20 +94,16 @@ def main():
         print(f'| {r} | {s} | {v[metric]["mean"]:.2f} ± '
               f'{v[metric]["std"]:.2f} | ' + ' | '.join(vals) + ' |')
     if args.baseline:
-        base = res[args.baseline]
         print(f'\ngain over row {args.baseline}, paired by synthesis seed '
               f'{args.seeds} ({metric}, each the mean over the classifier '
               'seeds):')
         for r, v in res.items():
-            if r == args.baseline:
+            g = v.get('gain_over_' + args.baseline)
+            if g is None:
                 continue
-            g = paired_gap(v, base, metric)
-            v['gain_over_' + args.baseline] = g
             ds = ' '.join(f'{d:+.2f}' for d in g['diffs'])
             print(f'  {r}: {g["mean"]:+.2f} ± {g["std"]:.2f} (wins '
                   f'{g["wins"]}/{len(g["diffs"])}; per seed {ds})')
-        atomic_write(os.path.join(out_dir, 'table.json'),
-                     lambda f: f.write(json.dumps(res, indent=1).encode()))
     print(f'wrote {os.path.join(out_dir, "table.json")}')
 
 

@@ -107,8 +107,8 @@ def plot_seed_tables(tables, titles, save_path, metric='ConvNet',
                             '(run tools/mgd3_table.py with --seeds)')
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6),
                              squeeze=False)
+    order = list(ROW_LABELS)
     for ax, table, title in zip(axes[0], tables, titles):
-        order = list(ROW_LABELS)
         rows = sorted((r for r in table if r != ref_row),
                       key=lambda r: (order.index(r) if r in order
                                      else len(order), r))
