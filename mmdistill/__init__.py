@@ -1,13 +1,12 @@
 """mmdistill: distillation of classifier-free-guided diffusion models, as an
-mmagic plugin (registries are children of ``mmagic.registry``)."""
+mmagic plugin (registries are children of ``mmagic.registry``).
+
+Components register when their sub-package is imported: on the first
+registry look-up (``locations``), or all at once with
+:func:`register_all_modules` (what the tools call).
+"""
+from .utils.setup_env import register_all_modules
+
 __version__ = '0.1.0'
 
-
-def register_all_modules():
-    """Import every sub-package so its components are registered."""
-    from . import datasets, engine, models  # noqa: F401
-    for optional in ('evaluation', 'synthesis', 'engine.hooks'):
-        __import__(f'mmdistill.{optional}')
-
-
-register_all_modules()
+__all__ = ['__version__', 'register_all_modules']

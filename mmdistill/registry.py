@@ -5,6 +5,11 @@ and datasets packages do not import on a modern stack (compiled mmcv ops,
 NumPy 2, diffusers drift). A component registered here is built from a config
 with ``default_scope='mmdistill'``; mmagic's own components stay reachable with
 the ``mmagic.`` prefix where mmagic imports fully.
+
+Registration follows mmagic: each registry names the sub-packages that hold
+its components (``locations``, imported on the first look-up), and
+:func:`mmdistill.utils.register_all_modules` imports them all at once and sets
+the default scope (entry points call it).
 """
 from mmengine.registry import Registry
 
@@ -32,14 +37,16 @@ from mmagic.registry import VISUALIZERS as MMAGIC_VISUALIZERS
 _SCOPE = 'mmdistill'
 
 
-def _child(name, parent, subpkg):
+def _child(name: str, parent: Registry, *subpkgs: str) -> Registry:
+    """A child registry of mmagic's whose components live in the given
+    sub-packages (imported on the first look-up)."""
     return Registry(name, parent=parent, scope=_SCOPE,
-                    locations=[f'mmdistill.{subpkg}'])
+                    locations=[f'mmdistill.{p}' for p in subpkgs])
 
 
-MODELS = _child('model', MMAGIC_MODELS, 'models')
+MODELS = _child('model', MMAGIC_MODELS, 'models', 'evaluation')
 MODEL_WRAPPERS = _child('model_wrapper', MMAGIC_MODEL_WRAPPERS, 'models')
-DATASETS = _child('dataset', MMAGIC_DATASETS, 'datasets')
+DATASETS = _child('dataset', MMAGIC_DATASETS, 'datasets', 'synthesis')
 DATA_SAMPLERS = _child('data sampler', MMAGIC_DATA_SAMPLERS, 'datasets')
 TRANSFORMS = _child('transform', MMAGIC_TRANSFORMS, 'datasets')
 METRICS = _child('metric', MMAGIC_METRICS, 'evaluation')
@@ -56,7 +63,11 @@ OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
 LOG_PROCESSORS = _child('log_processor', MMAGIC_LOG_PROCESSORS, 'engine')
 WEIGHT_INITIALIZERS = _child('weight initializer',
                              MMAGIC_WEIGHT_INITIALIZERS, 'models')
-TASK_UTILS = _child('task util', MMAGIC_TASK_UTILS, 'models')
+TASK_UTILS = _child('task util', MMAGIC_TASK_UTILS, 'models', 'synthesis')
 RUNNERS = _child('runner', MMAGIC_RUNNERS, 'engine')
 VISBACKENDS = _child('vis_backend', MMAGIC_VISBACKENDS, 'engine')
 VISUALIZERS = _child('visualizer', MMAGIC_VISUALIZERS, 'engine')
+#: MGD3 components (mode discovery, generators, evaluation classifiers) are
+#: task utilities in OpenMMLab's sense: the child of mmagic's TASK_UTILS (a
+#: registry has one child per scope, so this is the same registry).
+SYNTHESIS = TASK_UTILS

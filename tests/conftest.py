@@ -5,6 +5,10 @@ import torch
 
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
+from mmdistill.utils import register_all_modules  # noqa: E402
+
+register_all_modules(init_default_scope=False)
+
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -23,7 +27,6 @@ def teacher_ckpt(tmp_path_factory, repo_root):
     saved as a state dict."""
     from mmengine.config import Config
 
-    import mmdistill  # noqa: F401  (registers the components)
     from mmdistill.registry import MODELS
     cfg = Config.fromfile(os.path.join(repo_root,
                                        'configs/teacher/cfg_unet_digits.py'))

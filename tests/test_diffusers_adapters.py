@@ -10,8 +10,8 @@ import torch
 import mmdistill  # noqa: F401
 from mmdistill.models.denoisers import (DiffusersDiT, DiffusersTextUNet,
                                         DiffusersUNet2D)
-from mmdistill.models.denoisers.diffusers_adapters import guidance_features
-from mmdistill.models.latent.tiny import (make_tiny_dit, make_tiny_sd,
+from mmdistill.models.adapters.networks import guidance_features
+from _tiny_diffusers import (make_tiny_dit, make_tiny_sd,
                                           make_tiny_unet2d)
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
@@ -101,7 +101,7 @@ def test_dit_first_channels_null_class_no_label_dropout(tiny_folders):
 
 
 def test_text_unet_matches_raw_model(tiny_folders):
-    from mmdistill.models.latent.preprocessor import TextEncoderWrapper
+    from mmdistill.models.adapters.preprocessor import TextEncoderWrapper
     net = _perturb(DiffusersTextUNet(tiny_folders['sd'])).eval()
     te = TextEncoderWrapper.from_pretrained(tiny_folders['sd'])
     emb = te(['a red square', '', 'two dots', 'x'])

@@ -14,7 +14,7 @@ from PIL import Image
 
 import mmdistill  # noqa: F401
 from mmdistill.apis import load_config
-from mmdistill.models.latent.tiny import make_tiny_dit, make_tiny_sd
+from _tiny_diffusers import make_tiny_dit, make_tiny_sd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = dict(
@@ -130,7 +130,7 @@ def test_config_smoke_stage1_stage2_export(fam, tmp_path):
             env=dict(os.environ, OMP_NUM_THREADS='1'))
         assert r.returncode == 0, r.stderr[-2000:]
     else:  # what tools/export.py does, in process
-        from mmdistill.models.latent.export import (default_steps,
+        from mmdistill.models.adapters.export import (default_steps,
                                                     export_student,
                                                     load_student_checkpoint)
         from mmdistill.registry import MODELS
@@ -139,7 +139,7 @@ def test_config_smoke_stage1_stage2_export(fam, tmp_path):
     with open(os.path.join(out_dir, 'mmdistill_pipeline.json')) as fh:
         meta = json.load(fh)
     assert meta['num_inference_steps'] == 1 and meta['latent']
-    from mmdistill.models.latent.export import load_pipeline
+    from mmdistill.models.adapters.export import load_pipeline
     theirs = load_pipeline(out_dir)(cond, num_inference_steps=1,
                                     guidance=2.0, noise=noise)
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)

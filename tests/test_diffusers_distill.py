@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import mmdistill  # noqa: F401
-from mmdistill.models.latent.export import (export_student, load_pipeline,
+from mmdistill.models.adapters.export import (export_student, load_pipeline,
                                             load_student_checkpoint)
-from mmdistill.models.latent.tiny import (make_tiny_dit, make_tiny_sd,
+from _tiny_diffusers import (make_tiny_dit, make_tiny_sd,
                                           make_tiny_unet2d)
 from mmdistill.registry import MODELS
 

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 import mmdistill  # noqa: F401
-from mmdistill.models.latent import (LatentCacheDataset,
-                                     LatentDataPreprocessor,
-                                     write_latent_cache)
-from mmdistill.models.latent.tiny import make_tiny_dit, make_tiny_sd
+from _tiny_diffusers import make_tiny_dit, make_tiny_sd
+from mmdistill.datasets import LatentCacheDataset, write_latent_cache
+from mmdistill.models.adapters import LatentDataPreprocessor
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdistill.models.latent.digits_vae import (bilinear_matrix,
+from projects.digits.vae import (bilinear_matrix,
                                                 downsample_exact, upsample)
 from mmdistill.utils import UserError
 
@@ -68,7 +68,7 @@ def test_settings_reject_bad_input():
 def test_quick_pipeline_end_to_end(tmp_path, capsys):
     from diffusers import AutoencoderKL
 
-    from mmdistill.models.latent import LatentCacheDataset
+    from mmdistill.datasets import LatentCacheDataset
     tool = _tool()
     wd = tmp_path / 'latent'
     tool.run(['--quick', '--no-pictures', '--work-dir', str(wd)])

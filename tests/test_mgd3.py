@@ -8,7 +8,7 @@ from mmdistill.synthesis.guidance import (check_guidance_args,
                                           mode_guided_sample,
                                           mode_guided_step)
 from mmdistill.synthesis.modes import GMMModes, KMeansModes, mode_targets
-from mmdistill.synthesis.registry import build
+from mmdistill.registry import SYNTHESIS
 from mmdistill.utils import UserError
 
 
@@ -46,7 +46,7 @@ def test_kmeans_modes_deterministic_and_correct():
 
 def test_gmm_modes_and_registry():
     x, centres = _blobs()
-    md = build(dict(type='GMMModes', seed=0))
+    md = SYNTHESIS.build(dict(type='GMMModes', seed=0))
     assert isinstance(md, GMMModes)
     a, b = md.fit_class(x, 3), GMMModes(seed=0).fit_class(x, 3)
     assert torch.equal(a.modes, b.modes)

@@ -231,7 +231,7 @@ def test_digits_configs_and_every_selection_setting_are_valid(name):
     """Each digits config, and each grid point of its selection rows,
     passes the synthesis checks and builds its mode discovery."""
     from mmdistill.synthesis.pipeline import check_settings
-    from mmdistill.synthesis.registry import build
+    from mmdistill.registry import SYNTHESIS
     cfg = sl.to_plain(Config.fromfile(os.path.join(ROOT, 'configs/mgd3',
                                                    name)))
     points = [s for row in sl.selection_settings(cfg)['rows'].values()
@@ -240,7 +240,7 @@ def test_digits_configs_and_every_selection_setting_are_valid(name):
     for point in [{}] + points:
         settings = sl.synthesis_settings(sl.with_synthesis(cfg, point))
         check_settings(settings)
-        build({**settings['mode_discovery'], 'seed': 0})
+        SYNTHESIS.build({**settings['mode_discovery'], 'seed': 0})
 
 
 def test_parallel_selection_gives_the_same_result(tmp_path, teacher_ckpt):

@@ -626,7 +626,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import mmdistill  # noqa: F401
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     torch.manual_seed(0)
     if args.child == 'memory':
         return child_memory(args)

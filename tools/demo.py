@@ -133,7 +133,7 @@ def main():
         json.dump(timings, f, indent=1)
     if args.no_report:
         return
-    from mmdistill.apis.report import evaluate_and_report
+    from projects.digits.report import evaluate_and_report
     evaluate_and_report(wd, t_ckpt, s2_dir, n_eval=n_eval,
                         ref_steps=ref_steps, quick=q,
                         small_cfg=small, timings=timings)

@@ -51,7 +51,7 @@ def parse_args():
 
 def render_markdown(rows):
     """The model-zoo tables (main, w range, acceptance) from the rows."""
-    from mmdistill.apis.report import fmt_value as fmt
+    from projects.digits.report import fmt_value as fmt
     out = []
     for table in ('main', 'range'):
         sel = [r for r in rows if r['table'] == table]
@@ -91,7 +91,7 @@ def plot_zoo(rows, out):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from mmdistill.apis.report import plot_fid_vs_nfe
+    from projects.digits.report import plot_fid_vs_nfe
     main = [r for r in rows if r['table'] == 'main']
     fig, (a0, a2) = plt.subplots(1, 2, figsize=(10, 4))
     plot_fid_vs_nfe(a0, [r for r in main if r['steps'] != 256], ws=(0.0, ))
@@ -117,7 +117,7 @@ def main():
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    from mmdistill.apis.report import _features, generate
+    from projects.digits.report import _features, generate
     from mmdistill.utils import atomic_torch_save, file_sha256
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import (accuracy, build_extractor,

@@ -30,8 +30,9 @@ def parse_args():
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
-    from mmdistill.models.latent.export import (default_steps,
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
+    from mmdistill.models.adapters.export import (default_steps,
                                                 export_student,
                                                 load_student_checkpoint)
     from mmdistill.registry import MODELS

@@ -103,7 +103,8 @@ def run_stage(name, config, work_dir, last_ckpt, overrides, timings):
     if osp.isfile(last_ckpt):
         print(f'[latent] {name}: reusing {last_ckpt}', flush=True)
         return
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.engine import DistillRunner
     cfg = load_config(osp.join(ROOT, config))
     cfg.merge_from_dict(overrides)
@@ -124,11 +125,13 @@ def run_stage(name, config, work_dir, last_ckpt, overrides, timings):
 def make_vae_and_cache(wd, vae_iters, vae_channels, timings):
     """Train and save the VAE (``wd/vae/vae``) and write the latent cache
     of the training digits (``wd/latent_cache``); both reused if present."""
-    import mmdistill  # noqa: F401
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.datasets import DigitsDataset
-    from mmdistill.models.latent import VAEWrapper, write_latent_cache
-    from mmdistill.models.latent.cache import MANIFEST
-    from mmdistill.models.latent.digits_vae import train_digits_vae
+    from mmdistill.datasets import write_latent_cache
+    from mmdistill.datasets.latent_cache import MANIFEST
+    from mmdistill.models.adapters import VAEWrapper
+    from projects.digits.vae import train_digits_vae
     vae_dir, cache_dir = osp.join(wd, 'vae'), osp.join(wd, 'latent_cache')
     stats_file = osp.join(wd, 'vae_stats.json')
     if osp.isfile(stats_file) and osp.isfile(osp.join(vae_dir, 'vae',
@@ -209,7 +212,7 @@ def run(argv=None):
                       dict(type='ProgressiveDistillationHook', n_start=n,
                            n_end=1, iters_per_stage=per_half)]}, timings)
 
-    from mmdistill.models.latent.digits_report import evaluate_latent_digits
+    from projects.digits.latent_report import evaluate_latent_digits
     t0 = time.time()
     evaluate_latent_digits(
         wd, osp.join(t_dir, osp.basename(TEACHER_CFG)), t_ckpt, s2_dir,

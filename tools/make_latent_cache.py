@@ -1,19 +1,24 @@
 """Write a latent cache for a config's training data:
 
-    python -m mmdistill.models.latent.make_cache CONFIG --out DIR \\
+    python tools/make_latent_cache.py CONFIG --out DIR \\
         [--batch-size 64] [--cfg-options ...]
 
 Encodes ``train_dataloader.dataset`` with ``model.data_preprocessor``'s VAE
-(and text encoder); see :mod:`mmdistill.models.latent.cache`.
+(and text encoder); see :mod:`mmdistill.datasets.latent_cache`.
 """
+import os.path as osp
+import sys
+
 import torch
 
-from mmdistill.registry import DATASETS
-from mmdistill.models.latent.cache import write_latent_cache
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmdistill.datasets.latent_cache import write_latent_cache  # noqa: E402
+from mmdistill.registry import DATASETS  # noqa: E402
 
 
 def main():
-    """``python -m mmdistill.models.latent.make_cache CONFIG --out DIR``:
+    """``python tools/make_latent_cache.py CONFIG --out DIR``:
     encode the config's ``train_dataloader.dataset`` with its
     ``model.data_preprocessor`` VAE (and text encoder) into a cache."""
     import argparse
@@ -22,7 +27,8 @@ def main():
 
     @cli_main
     def run():
-        import mmdistill  # noqa: F401
+        from mmdistill.utils import register_all_modules
+        register_all_modules()
         p = argparse.ArgumentParser(description=main.__doc__)
         p.add_argument('config')
         p.add_argument('--out', required=True, help='cache folder')

@@ -40,7 +40,8 @@ def fmt(settings):
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.synthesis.selection import select
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)

@@ -46,7 +46,8 @@ def parse_args():
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.synthesis.selection import REFERENCE, paired_gap, run_rows
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)

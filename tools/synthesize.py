@@ -49,7 +49,8 @@ def parse_args():
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.synthesis.evaluate import evaluate_dataset
     from mmdistill.synthesis.pipeline import Synthesizer, to_plain
     args = parse_args()

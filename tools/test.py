@@ -39,7 +39,8 @@ def markdown_table(results, title):
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmengine.dist import get_dist_info
 
     from mmdistill.engine import DistillRunner

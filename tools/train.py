@@ -34,7 +34,8 @@ def parse_args():
 
 @cli_main
 def main():
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules()
     from mmdistill.engine import DistillRunner
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)

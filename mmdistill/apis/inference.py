@@ -16,7 +16,8 @@ def init_model(cfg, checkpoint=None, device='cpu'):
     Returns:
         nn.Module in eval mode.
     """
-    import mmdistill  # noqa: F401  (registers the components)
+    from mmdistill.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
     from mmengine.registry import DefaultScope
 
     from mmdistill.registry import MODELS

@@ -4,9 +4,9 @@ import os.path as osp
 
 from torch.utils.data import Dataset
 
-from mmdistill.datasets.image_folder import load_image
 from mmdistill.registry import DATASETS
 from mmdistill.utils import UserError
+from .image_folder import load_image
 
 
 @DATASETS.register_module()

@@ -100,9 +100,8 @@ def read_manifest(cache_dir):
     path = osp.join(cache_dir, MANIFEST)
     if not osp.isfile(path):
         raise UserError(f'no latent cache at {cache_dir} (missing {MANIFEST}; '
-                        'write it with `python -m '
-                        'mmdistill.models.latent.make_cache CONFIG --out '
-                        'DIR`)')
+                        'write it with `python tools/make_latent_cache.py '
+                        'CONFIG --out DIR`)')
     with open(path) as f:
         try:
             manifest = json.load(f)

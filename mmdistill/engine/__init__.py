@@ -1,9 +1,13 @@
-"""Runner, hooks, loops and optimizer wrappers. Every module here is
-imported so its components register."""
-from mmdistill.utils.autoimport import import_submodules
-
+"""Runner, hooks, loops and optimizer wrappers."""
+from .hooks import (AtomicCheckpointHook, PortableCheckpointHook,
+                    ProgressiveDistillationHook)
+from .loops import GenerativeTestLoop, GenerativeValLoop
+from .optim_wrapper import SafeAmpOptimWrapper, SafeOptimWrapper
 from .runner import DistillRunner, init_cpu_dist, resume_allowlist
 
-import_submodules(__name__, __path__)
-
-__all__ = ['DistillRunner', 'init_cpu_dist', 'resume_allowlist']
+__all__ = [
+    'AtomicCheckpointHook', 'DistillRunner', 'GenerativeTestLoop',
+    'GenerativeValLoop', 'PortableCheckpointHook',
+    'ProgressiveDistillationHook', 'SafeAmpOptimWrapper', 'SafeOptimWrapper',
+    'init_cpu_dist', 'resume_allowlist'
+]

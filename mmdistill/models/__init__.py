@@ -1,4 +1,6 @@
-from . import classifiers, distillers  # noqa: F401  (register)
+"""Models: the CFG diffusion model, denoisers (own and diffusers adapters),
+distillers, losses and classifiers."""
+from . import adapters, classifiers, distillers, losses  # noqa: F401
 from .cfg_diffusion import CFGDiffusion, EMAMixin
 from .data_preprocessor import DiffusionDataPreprocessor
 from .denoisers import CompactUNet

@@ -1,4 +1,12 @@
-"""Sub-modules are imported automatically so their components register."""
-from mmdistill.utils.autoimport import import_submodules
+"""MGD3 dataset synthesis: mode discovery, mode-guided sampling with stop
+guidance, the synthesis pipeline and the evaluation protocol."""
+from .classifiers import ConvNet, ResNetAP
+from .generators import DiTLatentGenerator, PixelTeacherGenerator
+from .holdout import StratifiedHoldout
+from .modes import GMMModes, KMeansModes
+from .pipeline import Synthesizer
 
-import_submodules(__name__, __path__)
+__all__ = [
+    'ConvNet', 'DiTLatentGenerator', 'GMMModes', 'KMeansModes',
+    'PixelTeacherGenerator', 'ResNetAP', 'StratifiedHoldout', 'Synthesizer'
+]

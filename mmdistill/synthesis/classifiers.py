@@ -4,7 +4,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .registry import SYNTHESIS
+from mmdistill.registry import SYNTHESIS
 
 
 @SYNTHESIS.register_module()

@@ -26,10 +26,9 @@ import torch.nn.functional as F
 
 from mmdistill.datasets.image_folder import load_image
 from mmdistill.evaluation import build_extractor
-from mmdistill.registry import DATASETS
+from mmdistill.registry import DATASETS, SYNTHESIS
 from mmdistill.utils import UserError
 from .pipeline import ANNOTATIONS
-from .registry import build
 
 DEFAULT_EVAL = dict(
     classifiers=[dict(type='ConvNet', width=32, depth=2)],
@@ -94,8 +93,9 @@ def train_and_test(net_cfg, x, y, x_test, y_test, num_classes, seed,
     """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    net = build(net_cfg, in_channels=x.shape[1], num_classes=num_classes,
-                image_size=x.shape[-1])
+    net = SYNTHESIS.build({**net_cfg, 'in_channels': x.shape[1],
+                           'num_classes': num_classes,
+                           'image_size': x.shape[-1]})
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
     bs = min(batch_size, len(x))

@@ -18,7 +18,7 @@ from mmdistill.diffusion import DiscreteSchedule, cfg_combine, x_from_eps
 from mmdistill.registry import MODELS
 from mmdistill.utils import (UserError, load_into, load_state_dict,
                              sub_state_dict)
-from .registry import SYNTHESIS
+from mmdistill.registry import SYNTHESIS
 
 
 def _device(device):
@@ -43,7 +43,8 @@ class PixelTeacherGenerator:
     def __init__(self, model_config, checkpoint, sample_model='ema',
                  device='auto'):
         from mmdistill.apis import load_config
-        import mmdistill  # noqa: F401  (registers components)
+        from mmdistill.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
         cfg = load_config(model_config)
         if 'model' not in cfg:
             raise UserError(f'{model_config} defines no model')

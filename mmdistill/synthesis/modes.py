@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mmdistill.utils import UserError
-from .registry import SYNTHESIS
+from mmdistill.registry import SYNTHESIS
 
 
 @dataclass

@@ -26,11 +26,10 @@ import torch
 
 from mmdistill.diffusion import time_grid
 from mmdistill.evaluation import build_extractor
-from mmdistill.registry import DATASETS
+from mmdistill.registry import DATASETS, SYNTHESIS
 from mmdistill.utils import UserError, atomic_torch_save, atomic_write
 from .guidance import check_guidance_args, mode_guided_sample, start_index
 from .modes import EMBEDDINGS_DIFFUSION, mode_targets
-from .registry import build
 
 MANIFEST = 'manifest.json'
 ANNOTATIONS = 'annotations.txt'
@@ -235,7 +234,7 @@ class Synthesizer:
 
     def _gen(self):
         if self.generator is None:
-            self.generator = build(self.settings['generator'])
+            self.generator = SYNTHESIS.build(self.settings['generator'])
         return self.generator
 
     @torch.no_grad()
@@ -267,9 +266,9 @@ class Synthesizer:
             data = torch.load(path, weights_only=True)
             if data.get('fingerprint') == self.fp:
                 return data
-        md = build({**self.settings['mode_discovery'],
-                    'seed': self.settings['mode_discovery'].get(
-                        'seed', self.seed)})
+        md = SYNTHESIS.build({**self.settings['mode_discovery'],
+                              'seed': self.settings['mode_discovery'].get(
+                                  'seed', self.seed)})
         emb = self.embed_real()
         space = emb if md.embedding == EMBEDDINGS_DIFFUSION else \
             self.embed_features(md.embedding)

@@ -2,12 +2,12 @@
 (``tools/latent_digits.py``).
 
 The measurements are those of the pixel-space demo report
-(:mod:`mmdistill.apis.report`): the same balanced labels and per-sample
+(:mod:`projects.digits.report`): the same balanced labels and per-sample
 seeds for every row, features and class probabilities of the digits
 classifier, FID to the 1437 real training images and to the teacher's
 many-step samples at the same w and seeds. Generated latents are decoded by
 the VAE (16x16) and brought back to 8x8 by
-:func:`~mmdistill.models.latent.digits_vae.downsample_exact` before the
+:func:`~projects.digits.vae.downsample_exact` before the
 classifier sees them. Two extra rows give the VAE's reconstruction floor:
 decode(encode(real)) of the training and of the test images.
 """
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from .digits_vae import downsample_exact, upsample
+from .vae import downsample_exact, upsample
 
 METRIC_WS = (0.0, 2.0)
 
@@ -58,7 +58,7 @@ def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    from mmdistill.apis.report import generate, load_students
+    from projects.digits.report import generate, load_students
     from mmdistill.datasets import DigitsDataset
     from mmdistill.evaluation import build_extractor
     teacher = init_model(Config.fromfile(teacher_cfg), teacher_ckpt)
@@ -106,14 +106,14 @@ def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
             measure('student', st, n, w, n, ref[w])
     write_latent_report(wd, rows, n_eval, ref_steps, timings)
     if pictures:
-        from mmdistill.apis.report import write_pictures
+        from projects.digits.report import write_pictures
         write_pictures(wd, teacher, students, ref_steps, rows)
     return rows
 
 
 def write_latent_report(wd, rows, n_eval, ref_steps, timings=None):
     """``report.json`` and ``report.md`` (one table row per measurement)."""
-    from mmdistill.apis.report import table_lines
+    from projects.digits.report import table_lines
     with open(osp.join(wd, 'report.json'), 'w') as f:
         json.dump(dict(rows=rows, n_eval=n_eval, ref_steps=ref_steps,
                        timings=timings), f, indent=1)

@@ -1,4 +1,10 @@
-"""Sub-modules are imported automatically so their components register."""
-from mmdistill.utils.autoimport import import_submodules
+"""Hooks: crash-safe checkpoints, portable hook state, the progressive
+distillation schedule."""
+from .atomic_checkpoint import AtomicCheckpointHook
+from .checkpoint_state import PortableCheckpointHook
+from .progressive_distillation import ProgressiveDistillationHook
 
-import_submodules(__name__, __path__)
+__all__ = [
+    'AtomicCheckpointHook', 'PortableCheckpointHook',
+    'ProgressiveDistillationHook'
+]

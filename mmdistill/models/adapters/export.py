@@ -22,9 +22,8 @@ import shutil
 import torch
 
 from mmdistill.utils import UserError, atomic_write
-from ..denoisers.diffusers_adapters import (PREDICTION_MAP_INV,
-                                            DiffusersDiT, DiffusersTextUNet,
-                                            DiffusersUNet2D)
+from .networks import (PREDICTION_MAP_INV, DiffusersDiT, DiffusersTextUNet,
+                       DiffusersUNet2D)
 from . import pipeline as _pipeline
 
 SUBFOLDERS = {DiffusersUNet2D: 'unet', DiffusersDiT: 'transformer',

@@ -37,7 +37,7 @@ from torch import nn
 from mmdistill.diffusion import DiscreteSchedule
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
-from .embeddings import GuidanceEmbedding
+from ..denoisers.embeddings import GuidanceEmbedding
 
 #: diffusers ``prediction_type`` -> mmdistill's.
 PREDICTION_MAP = {'epsilon': 'eps', 'v_prediction': 'v', 'sample': 'x'}
@@ -404,7 +404,7 @@ class DiffusersTextUNet(_DiffusersDenoiser):
     Diffusion style). The condition ``y`` is a tensor of prompt embeddings
     (B, L, D) from the CLIP text encoder, passed as
     ``encoder_hidden_states``; the null condition is the empty prompt's
-    embedding (see :class:`mmdistill.models.latent.TextCFGDiffusion`).
+    embedding (see :class:`mmdistill.models.adapters.TextCFGDiffusion`).
 
     Guidance embedding: the native ``time_cond_proj_dim`` path (LCM).
     :meth:`enable_guidance_embedding` rebuilds the UNet with
@@ -468,6 +468,3 @@ class DiffusersTextUNet(_DiffusersDenoiser):
                          timestep_cond=cond).sample
         return self._cast_out(out, z)
 
-
-# the latent-space teacher/student wrappers register with these adapters
-from mmdistill.models import latent as _latent  # noqa: E402,F401

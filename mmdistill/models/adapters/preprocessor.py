@@ -13,6 +13,7 @@ from torch import nn
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 from ..data_preprocessor import DiffusionDataPreprocessor
+from .networks import load_component, parse_dtype
 
 
 class VAEWrapper(nn.Module):
@@ -35,8 +36,6 @@ class VAEWrapper(nn.Module):
     @classmethod
     def from_pretrained(cls, path, subfolder='vae', torch_dtype=None):
         from diffusers import AutoencoderKL
-
-        from ..denoisers.diffusers_adapters import load_component
         return cls(load_component(AutoencoderKL, path, subfolder,
                                   'AutoencoderKL (the VAE)', torch_dtype))
 
@@ -89,8 +88,6 @@ class TextEncoderWrapper(nn.Module):
                                 'style folder needs text_encoder/ and '
                                 'tokenizer/)')
         from transformers import CLIPTextModel, CLIPTokenizer
-
-        from ..denoisers.diffusers_adapters import parse_dtype
         try:
             tok = CLIPTokenizer.from_pretrained(osp.join(path, 'tokenizer'),
                                                 local_files_only=True)

@@ -1,5 +1,6 @@
+"""mmdistill's own networks (pretrained diffusers networks are in
+:mod:`mmdistill.models.adapters`)."""
 from .compact_unet import CompactUNet
-from .diffusers_adapters import DiffusersDiT, DiffusersTextUNet, DiffusersUNet2D  # noqa: E501
 from .embeddings import GuidanceEmbedding, sinusoidal_embedding
 
 __all__ = ['CompactUNet', 'GuidanceEmbedding', 'sinusoidal_embedding']

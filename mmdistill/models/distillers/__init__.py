@@ -1,4 +1,13 @@
-"""Sub-modules are imported automatically so their components register."""
-from mmdistill.utils.autoimport import import_submodules
+"""Stage 1 (guidance distillation) and stage 2 (progressive distillation),
+the frozen teacher and conditioning replacement."""
+from .conditioning import (ClassLabelConditions, ConditionReplacer,
+                           TensorConditions)
+from .guidance_distiller import GuidanceDistiller
+from .progressive_distiller import ProgressiveDistiller
+from .teacher import TrainableOptimWrapperConstructor
 
-import_submodules(__name__, __path__)
+__all__ = [
+    'ClassLabelConditions', 'ConditionReplacer', 'GuidanceDistiller',
+    'ProgressiveDistiller', 'TensorConditions',
+    'TrainableOptimWrapperConstructor'
+]

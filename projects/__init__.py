@@ -1,0 +1,1 @@
+"""Experiments built on mmdistill (the library never imports them)."""
