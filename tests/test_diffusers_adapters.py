@@ -8,11 +8,10 @@ import pytest
 import torch
 
 import mmdistill  # noqa: F401
-from mmdistill.models.denoisers import (DiffusersDiT, DiffusersTextUNet,
-                                        DiffusersUNet2D)
+from mmdistill.models.adapters import (DiffusersDiT, DiffusersTextUNet,
+                                       DiffusersUNet2D)
 from mmdistill.models.adapters.networks import guidance_features
-from _tiny_diffusers import (make_tiny_dit, make_tiny_sd,
-                                          make_tiny_unet2d)
+from _tiny_diffusers import (make_tiny_dit, make_tiny_sd, make_tiny_unet2d)
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 

@@ -12,8 +12,7 @@ import torch
 import mmdistill  # noqa: F401
 from mmdistill.models.adapters.export import (export_student, load_pipeline,
                                             load_student_checkpoint)
-from _tiny_diffusers import (make_tiny_dit, make_tiny_sd,
-                                          make_tiny_unet2d)
+from _tiny_diffusers import (make_tiny_dit, make_tiny_sd, make_tiny_unet2d)
 from mmdistill.registry import MODELS
 
 # eps-predicting teachers: eps-MSE (x-space weights SNR, i.e. 'snr'); the
