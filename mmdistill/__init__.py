@@ -5,7 +5,7 @@ Components register when their sub-package is imported: on the first
 registry look-up (``locations``), or all at once with
 :func:`register_all_modules` (what the tools call).
 """
-from .utils.setup_env import register_all_modules
+from .setup_env import register_all_modules
 
 __version__ = '0.1.0'
 

@@ -8,7 +8,7 @@ the ``mmagic.`` prefix where mmagic imports fully.
 
 Registration follows mmagic: each registry names the sub-packages that hold
 its components (``locations``, imported on the first look-up), and
-:func:`mmdistill.utils.register_all_modules` imports them all at once and sets
+:func:`mmdistill.register_all_modules` imports them all at once and sets
 the default scope (entry points call it).
 """
 from mmengine.registry import Registry

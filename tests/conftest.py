@@ -5,7 +5,7 @@ import torch
 
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
-from mmdistill.utils import register_all_modules  # noqa: E402
+from mmdistill import register_all_modules  # noqa: E402
 
 register_all_modules(init_default_scope=False)
 

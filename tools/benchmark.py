@@ -626,7 +626,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     torch.manual_seed(0)
     if args.child == 'memory':

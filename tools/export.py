@@ -30,7 +30,7 @@ def parse_args():
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.models.adapters.export import (default_steps,
                                                 export_student,

@@ -103,7 +103,7 @@ def run_stage(name, config, work_dir, last_ckpt, overrides, timings):
     if osp.isfile(last_ckpt):
         print(f'[latent] {name}: reusing {last_ckpt}', flush=True)
         return
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.engine import DistillRunner
     cfg = load_config(osp.join(ROOT, config))
@@ -125,7 +125,7 @@ def run_stage(name, config, work_dir, last_ckpt, overrides, timings):
 def make_vae_and_cache(wd, vae_iters, vae_channels, timings):
     """Train and save the VAE (``wd/vae/vae``) and write the latent cache
     of the training digits (``wd/latent_cache``); both reused if present."""
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.datasets import DigitsDataset
     from mmdistill.datasets import write_latent_cache

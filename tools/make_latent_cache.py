@@ -27,7 +27,7 @@ def main():
 
     @cli_main
     def run():
-        from mmdistill.utils import register_all_modules
+        from mmdistill import register_all_modules
         register_all_modules()
         p = argparse.ArgumentParser(description=main.__doc__)
         p.add_argument('config')

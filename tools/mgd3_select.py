@@ -40,7 +40,7 @@ def fmt(settings):
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.synthesis.selection import select
     args = parse_args()

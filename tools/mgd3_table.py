@@ -46,7 +46,7 @@ def parse_args():
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.synthesis.selection import REFERENCE, paired_gap, run_rows
     args = parse_args()

@@ -49,7 +49,7 @@ def parse_args():
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.synthesis.evaluate import evaluate_dataset
     from mmdistill.synthesis.pipeline import Synthesizer, to_plain

@@ -39,7 +39,7 @@ def markdown_table(results, title):
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmengine.dist import get_dist_info
 

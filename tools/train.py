@@ -34,7 +34,7 @@ def parse_args():
 
 @cli_main
 def main():
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules()
     from mmdistill.engine import DistillRunner
     args = parse_args()

@@ -16,7 +16,7 @@ def init_model(cfg, checkpoint=None, device='cpu'):
     Returns:
         nn.Module in eval mode.
     """
-    from mmdistill.utils import register_all_modules
+    from mmdistill import register_all_modules
     register_all_modules(init_default_scope=False)
     from mmengine.registry import DefaultScope
 

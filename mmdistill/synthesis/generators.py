@@ -43,7 +43,7 @@ class PixelTeacherGenerator:
     def __init__(self, model_config, checkpoint, sample_model='ema',
                  device='auto'):
         from mmdistill.apis import load_config
-        from mmdistill.utils import register_all_modules
+        from mmdistill import register_all_modules
         register_all_modules(init_default_scope=False)
         cfg = load_config(model_config)
         if 'model' not in cfg:

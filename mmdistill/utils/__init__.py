@@ -2,9 +2,8 @@ from .checkpoint import (atomic_torch_save, atomic_write, load_into,
                          load_state_dict, sub_state_dict)
 from .errors import UserError
 from .hashing import file_sha256
-from .setup_env import register_all_modules
 
 __all__ = [
     'UserError', 'atomic_torch_save', 'atomic_write', 'file_sha256',
-    'load_into', 'load_state_dict', 'register_all_modules', 'sub_state_dict'
+    'load_into', 'load_state_dict', 'sub_state_dict'
 ]
