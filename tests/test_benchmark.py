@@ -1,5 +1,6 @@
-"""tools/benchmark.py: ratio helpers against hand-computed values, and a
-quick run writing a well-formed BENCHMARKS section."""
+"""tools/benchmark.py and tools/benchmarks/: ratio helpers against
+hand-computed values, and a quick run writing a well-formed BENCHMARKS
+section."""
 import json
 import os.path as osp
 import statistics
@@ -7,18 +8,26 @@ import sys
 
 import pytest
 
-from mmdistill.utils import benchmark as bm
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def _tool():
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
+def _from_tools(name):
+    """Imports ``name`` (the entry point or a benchmarks module) from
+    tools/."""
+    import importlib
+    tools = osp.join(ROOT, 'tools')
+    sys.path.insert(0, tools)
     try:
-        import benchmark
+        return importlib.import_module(name)
     finally:
-        sys.path.pop(0)
-    return benchmark
+        sys.path.remove(tools)
+
+
+def _tool():
+    return _from_tools('benchmark')
+
+
+bm = _from_tools('benchmarks.common')
 
 
 def test_ideal_and_nfe_ratios_by_hand():
@@ -100,11 +109,11 @@ def test_quick_run_writes_section_with_consistent_ratios(tmp_path):
 def test_plain_peer_loss_equals_guidance_distiller_loss():
     """The peer line optimises the same stage-1 objective."""
     import torch
-    tool = _tool()
-    args = tool.parse_args(['--quick'])
-    s1 = tool.build_stage1(args)
-    peer = tool.build_peer(args, s1)
-    data = tool.make_batch(8, 'cpu')
+    models = _from_tools('benchmarks.models')
+    args = _tool().parse_args(['--quick'])
+    s1 = models.build_stage1(args)
+    peer = models.build_peer(args, s1)
+    data = models.make_batch(8, 'cpu')
     torch.manual_seed(3)
     ref = s1.loss(data['inputs'], data['data_samples'])['loss']
     torch.manual_seed(3)
