@@ -91,7 +91,8 @@ def ddpm_posterior(z_t: Tensor, x_hat: Tensor, alpha_t: Coef,
 
 
 def renoise_coefficients(z_u: Tensor, alpha_u: Coef, sigma_u: Coef,
-                         alpha_s: Coef, sigma_s: Coef) -> Tuple[Tensor, Tensor]:
+                         alpha_s: Coef,
+                         sigma_s: Coef) -> Tuple[Tensor, Tensor]:
     """Coefficients of the forward process q(z_s | z_u) for u < s:
 
         ratio = alpha_s / alpha_u
