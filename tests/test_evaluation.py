@@ -362,3 +362,44 @@ def test_generative_loops_use_dataset_and_metrics(kind):
     names = [h for h, _ in runner.hooks]
     assert names[0] == f'before_{kind}' and names[-1] == f'after_{kind}'
     assert dict(runner.hooks)[f'after_{kind}_epoch']['metrics'] == res
+
+
+class _EchoMetric:
+    """A generative metric that reports the loop's evaluation settings."""
+
+    def evaluate_generative(self, ctx):
+        return {'batch_size': ctx.batch_size, 'progress': ctx.progress}
+
+
+@pytest.mark.parametrize('cfg,phase,progress', [
+    (dict(type='GenerativeTestLoop'), 'test', True),
+    (dict(type='GenerativeValLoop'), 'val', False),
+    (dict(type='GenerativeValLoop', progress=True), 'val', True),
+    (dict(type='GenerativeLoop'), 'test', True),
+    (dict(type='GenerativeLoop', phase='val'), 'val', False),
+])
+def test_generative_loop_phase_selects_hooks_and_defaults(cfg, phase,
+                                                          progress):
+    from types import SimpleNamespace
+
+    from mmdistill.registry import LOOPS
+    runner = _StubRunner(torch.nn.Linear(1, 1))
+    # metrics without evaluate_generative are skipped
+    evaluator = SimpleNamespace(metrics=[_EchoMetric(), object()])
+    loop = LOOPS.build(dict(cfg, runner=runner, dataloader=None,
+                            evaluator=evaluator, batch_size=7))
+    assert loop.run() == {'batch_size': 7, 'progress': progress}
+    assert [h for h, _ in runner.hooks] == [
+        f'before_{phase}', f'before_{phase}_epoch', f'after_{phase}_epoch',
+        f'after_{phase}']
+    assert runner.hooks[2][1] == dict(metrics={'batch_size': 7,
+                                               'progress': progress})
+
+
+def test_generative_loop_bad_phase():
+    from types import SimpleNamespace
+
+    from mmdistill.engine.loops import GenerativeLoop
+    with pytest.raises(ValueError, match="phase must be one of"):
+        GenerativeLoop(_StubRunner(torch.nn.Linear(1, 1)), None,
+                       SimpleNamespace(metrics=[]), phase='train')

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmdistill.diffusion import CosineSchedule, ddpm_sample, time_grid
-from mmdistill.synthesis.guidance import (check_guidance_args,
+from mmdistill.diffusion import (CosineSchedule, ddim_sample, ddpm_sample,
+                                 time_grid)
+from mmdistill.synthesis.guidance import (ModeGuidance, check_guidance_args,
                                           mode_guided_sample,
-                                          mode_guided_step)
+                                          mode_guided_step, start_index)
 from mmdistill.synthesis.modes import GMMModes, KMeansModes, mode_targets
 from mmdistill.registry import SYNTHESIS
 from mmdistill.utils import UserError
@@ -167,6 +168,75 @@ def test_full_sampler_matches_reference_loop_and_stop_guidance():
     assert [k for k, gmax in trace if gmax > 0] == list(
         range(steps - 1, t_stop, -1))
     assert [k for k, _ in trace] == list(range(steps - 1, -1, -1))
+
+
+def _manual_ddim_step(z, x, m, sched, t, s, lam, guide):
+    """DDIM step written out, plus g scaled by the DDPM posterior std."""
+    a_t, s_t = sched.alpha_sigma(torch.tensor(t))
+    a_s, s_s = sched.alpha_sigma(torch.tensor(s))
+    a_ts = a_t / a_s
+    var_ts = s_t**2 - a_ts**2 * s_s**2
+    std = (var_ts * s_s**2 / s_t**2).sqrt()
+    g = lam * std * (m - x) if guide else 0 * z
+    return a_s * x + s_s * (z - a_t * x) / s_t + g
+
+
+@pytest.mark.parametrize('sampler', ['ddpm', 'ddim'])
+def test_guided_sampling_from_t_init_matches_reference_loop(sampler):
+    sched, steps, t_stop, lam, t_init = CosineSchedule(), 10, 3, 0.4, 0.62
+    z0, modes = torch.randn(2, 2, 1, 2, 2).unbind(0)
+    x_fn = lambda z, t: torch.tanh(z) - 0.2  # noqa: E731
+    gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
+    trace = []
+    got = mode_guided_sample(x_fn, z0, sched, steps, modes, lam, t_stop,
+                             sampler=sampler, generator=gens, t_init=t_init,
+                             trace=trace)
+    i0 = start_index(steps, t_init)
+    assert i0 == 4
+    ref_gens = [torch.Generator().manual_seed(s) for s in (5, 6)]
+    grid = time_grid(steps).tolist()
+    z = z0.clone()
+    for i in range(i0, steps):
+        k, x = steps - 1 - i, x_fn(z, None)
+        if sampler == 'ddim':
+            z = _manual_ddim_step(z, x, modes, sched, grid[i], grid[i + 1],
+                                  lam, k > t_stop)
+            continue
+        noise = torch.stack([torch.randn(z.shape[1:], generator=g)
+                             for g in ref_gens]) if grid[i + 1] > 0 \
+            else None
+        z = _manual_step(z, x, modes, sched, grid[i], grid[i + 1], lam,
+                         k > t_stop, noise)
+    assert torch.allclose(got, z, atol=1e-4)
+    # the trace starts at the first step taken, k = N - 1 - i0
+    assert [k for k, _ in trace] == list(range(steps - 1 - i0, -1, -1))
+    assert [k for k, gmax in trace if gmax > 0] == list(
+        range(steps - 1 - i0, t_stop, -1))
+
+
+def test_mode_guidance_hook_on_the_shared_samplers():
+    sched, steps, t_stop, lam = CosineSchedule(), 8, 4, 0.3
+    z0, modes = torch.randn(2, 3, 1, 2, 2).unbind(0)
+    x_fn = lambda z, t: 0.5 * torch.sin(z)  # noqa: E731
+    for sampler, loop in (('ddpm', ddpm_sample), ('ddim', ddim_sample)):
+        kw = dict(generator=torch.Generator().manual_seed(2)) \
+            if sampler == 'ddpm' else {}
+        via_hook = loop(x_fn, z0, sched, steps,
+                        step_fn=ModeGuidance(modes, lam, t_stop), **kw)
+        kw = dict(generator=torch.Generator().manual_seed(2))
+        wrapper = mode_guided_sample(x_fn, z0, sched, steps, modes, lam,
+                                     t_stop, sampler=sampler, **kw)
+        assert torch.equal(via_hook, wrapper)
+    # the hook leaves unguided steps alone (k <= t_stop, lam = 0, no modes)
+    seen = []
+    ddim_sample(x_fn, z0, sched, steps, callback=seen.append,
+                step_fn=ModeGuidance(modes, lam, t_stop))
+    for st in seen:
+        guided = st.k > t_stop
+        assert torch.equal(st.z_next, st.update) != guided
+    for hook in (ModeGuidance(modes, 0.0, t_stop),
+                 ModeGuidance(None, lam, t_stop)):
+        assert all(hook(st) is None for st in seen)
 
 
 def test_no_guidance_equals_plain_ddpm():
