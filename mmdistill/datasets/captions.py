@@ -23,8 +23,11 @@ class CaptionImageDataset(Dataset):
         channels (int): 3 (RGB) or 1.
     """
 
-    def __init__(self, data_root, image_size=512, ann_file='metadata.jsonl',
-                 channels=3):
+    def __init__(self,
+                 data_root: str,
+                 image_size: int = 512,
+                 ann_file: str = 'metadata.jsonl',
+                 channels: int = 3) -> None:
         path = osp.join(data_root, ann_file)
         if not osp.isfile(path):
             raise UserError(f'caption file not found: {path} (one JSON '
@@ -48,10 +51,10 @@ class CaptionImageDataset(Dataset):
         self.captions = [c for _, c in self.items]
         self.image_size, self.channels = image_size, channels
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> dict:
         file, text = self.items[i]
         return dict(inputs=load_image(file, self.image_size, self.channels),
                     data_samples=text)

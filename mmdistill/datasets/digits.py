@@ -1,5 +1,7 @@
 """scikit-learn's handwritten digits: 1797 real 8x8 grey images, 10 classes,
 shipped inside the scikit-learn wheel (no download)."""
+from typing import Tuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,9 @@ from mmdistill.registry import DATASETS
 SPLITS = ('train', 'test', 'all')
 
 
-def load_digits_split(split='train', test_size=360, seed=0):
+def load_digits_split(split: str = 'train',
+                      test_size: int = 360,
+                      seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """A fixed stratified split of ``sklearn.datasets.load_digits``.
 
     Returns (images float32 (N, 1, 8, 8) in [-1, 1], labels int64 (N,)).
@@ -47,7 +51,11 @@ class DigitsDataset(Dataset):
 
     METAINFO = dict(classes=tuple(str(i) for i in range(10)))
 
-    def __init__(self, split='train', image_size=8, test_size=360, seed=0):
+    def __init__(self,
+                 split: str = 'train',
+                 image_size: int = 8,
+                 test_size: int = 360,
+                 seed: int = 0) -> None:
         x, y = load_digits_split(split, test_size, seed)
         x = torch.from_numpy(x)
         if image_size != x.shape[-1]:
@@ -56,8 +64,8 @@ class DigitsDataset(Dataset):
         self.images, self.labels = x.clamp(-1, 1), torch.from_numpy(y)
         self.metainfo = dict(self.METAINFO)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> dict:
         return dict(inputs=self.images[i], data_samples=int(self.labels[i]))

@@ -16,8 +16,10 @@ on-the-fly encoding with ``sample_posterior`` off.
 import json
 import os
 import os.path as osp
+from typing import Callable, List, Optional
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from mmdistill.registry import DATASETS
@@ -29,8 +31,14 @@ CACHE_VERSION = 1
 
 
 @torch.no_grad()
-def write_latent_cache(dataset, vae, out_dir, batch_size=64,
-                       text_encoder=None, shard_size=4096, source=None):
+def write_latent_cache(
+        dataset: Dataset,
+        vae: nn.Module,
+        out_dir: str,
+        batch_size: int = 64,
+        text_encoder: Optional[Callable[[List[str]], torch.Tensor]] = None,
+        shard_size: int = 4096,
+        source: Optional[dict] = None) -> dict:
     """Encode ``dataset`` (items ``dict(inputs, data_samples)``) into a
     cache folder and return the manifest dict.
 
@@ -96,7 +104,7 @@ def write_latent_cache(dataset, vae, out_dir, batch_size=64,
     return manifest
 
 
-def read_manifest(cache_dir):
+def read_manifest(cache_dir: str) -> dict:
     path = osp.join(cache_dir, MANIFEST)
     if not osp.isfile(path):
         raise UserError(f'no latent cache at {cache_dir} (missing {MANIFEST}; '
@@ -122,7 +130,7 @@ class LatentCacheDataset(Dataset):
     Use with ``LatentDataPreprocessor(encode_inputs=False)``.
     """
 
-    def __init__(self, cache_dir):
+    def __init__(self, cache_dir: str) -> None:
         self.manifest = read_manifest(cache_dir)
         zs, cs = [], []
         for shard in self.manifest['shards']:
@@ -134,10 +142,10 @@ class LatentCacheDataset(Dataset):
             raise UserError(f'latent cache {cache_dir} is inconsistent with '
                             'its manifest (rebuild it)')
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.latents)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> dict:
         c = self.conditions[i]
         c = c.float() if c.is_floating_point() else int(c)
         return dict(inputs=self.latents[i].float(), data_samples=c)

@@ -8,13 +8,16 @@ With z = alpha x + sigma eps and alpha^2 + sigma^2 = 1 (Salimans & Ho):
 
 ``alpha`` and ``sigma`` broadcast against ``z`` (see :func:`bcast`).
 """
+from typing import Union
+
 import torch
 
 PREDICTION_TYPES = ('eps', 'x', 'v')
 LOSS_WEIGHTINGS = ('snr_trunc', 'v_mse', 'snr', 'constant')
 
 
-def bcast(a, ref):
+def bcast(a: Union[float, torch.Tensor],
+          ref: torch.Tensor) -> torch.Tensor:
     """Reshape a per-sample tensor (B,) to broadcast against ``ref`` (B, ...)."""
     a = torch.as_tensor(a, device=ref.device, dtype=ref.dtype)
     if a.ndim == 0:
@@ -26,34 +29,53 @@ def _clamped(t, eps=1e-12):
     return t.clamp_min(eps)
 
 
-def x_from_eps(z, eps, alpha, sigma):
+def x_from_eps(z: torch.Tensor,
+               eps: torch.Tensor,
+               alpha: torch.Tensor,
+               sigma: torch.Tensor) -> torch.Tensor:
     """x = (z - sigma eps) / alpha (undefined at alpha = 0; clamped)."""
     alpha, sigma = bcast(alpha, z), bcast(sigma, z)
     return (z - sigma * eps) / _clamped(alpha)
 
 
-def eps_from_x(z, x, alpha, sigma):
+def eps_from_x(z: torch.Tensor,
+               x: torch.Tensor,
+               alpha: torch.Tensor,
+               sigma: torch.Tensor) -> torch.Tensor:
     """eps = (z - alpha x) / sigma (undefined at sigma = 0; clamped)."""
     alpha, sigma = bcast(alpha, z), bcast(sigma, z)
     return (z - alpha * x) / _clamped(sigma)
 
 
-def v_from_x_eps(x, eps, alpha, sigma):
+def v_from_x_eps(x: torch.Tensor,
+                 eps: torch.Tensor,
+                 alpha: torch.Tensor,
+                 sigma: torch.Tensor) -> torch.Tensor:
     """v = alpha eps - sigma x."""
     return bcast(alpha, x) * eps - bcast(sigma, x) * x
 
 
-def x_from_v(z, v, alpha, sigma):
+def x_from_v(z: torch.Tensor,
+             v: torch.Tensor,
+             alpha: torch.Tensor,
+             sigma: torch.Tensor) -> torch.Tensor:
     """x = alpha z - sigma v."""
     return bcast(alpha, z) * z - bcast(sigma, z) * v
 
 
-def eps_from_v(z, v, alpha, sigma):
+def eps_from_v(z: torch.Tensor,
+               v: torch.Tensor,
+               alpha: torch.Tensor,
+               sigma: torch.Tensor) -> torch.Tensor:
     """eps = sigma z + alpha v."""
     return bcast(sigma, z) * z + bcast(alpha, z) * v
 
 
-def to_x(out, z, alpha, sigma, prediction_type):
+def to_x(out: torch.Tensor,
+         z: torch.Tensor,
+         alpha: torch.Tensor,
+         sigma: torch.Tensor,
+         prediction_type: str) -> torch.Tensor:
     """Turn a network output of ``prediction_type`` into x_hat."""
     if prediction_type == 'x':
         return out
@@ -65,7 +87,11 @@ def to_x(out, z, alpha, sigma, prediction_type):
                      f'of {PREDICTION_TYPES}')
 
 
-def from_x(x, z, alpha, sigma, prediction_type):
+def from_x(x: torch.Tensor,
+           z: torch.Tensor,
+           alpha: torch.Tensor,
+           sigma: torch.Tensor,
+           prediction_type: str) -> torch.Tensor:
     """Express x_hat in the ``prediction_type`` parameterisation (inverse of
     :func:`to_x`)."""
     if prediction_type == 'x':
@@ -79,7 +105,10 @@ def from_x(x, z, alpha, sigma, prediction_type):
                      f'of {PREDICTION_TYPES}')
 
 
-def x_space_weight(alpha, sigma, weighting='snr_trunc', max_snr=1e8):
+def x_space_weight(alpha: torch.Tensor,
+                   sigma: torch.Tensor,
+                   weighting: str = 'snr_trunc',
+                   max_snr: float = 1e8) -> torch.Tensor:
     """Weight omega(lambda) of an x-space squared error ||x - x_hat||^2.
 
     With SNR = alpha^2 / sigma^2 (Salimans & Ho, section 4):
@@ -102,7 +131,8 @@ def x_space_weight(alpha, sigma, weighting='snr_trunc', max_snr=1e8):
                      f'{LOSS_WEIGHTINGS}')
 
 
-def native_loss_weight(alpha, sigma, weighting, prediction_type):
+def native_loss_weight(alpha: torch.Tensor, sigma: torch.Tensor,
+                       weighting: str, prediction_type: str) -> torch.Tensor:
     """omega(lambda) * c_p^2: the weight to put on ||p_hat - p||^2 in the
     network's own parameterisation p so that it equals
     omega(lambda) * ||x_hat - x||^2.

@@ -7,11 +7,14 @@ All schedules map a float tensor of times to (alpha_t, sigma_t) of the same
 shape. They are pure torch and hold no trainable state.
 """
 import math
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 
-def logsnr_from_alpha_sigma(alpha, sigma, clip=20.0):
+def logsnr_from_alpha_sigma(alpha: torch.Tensor,
+                            sigma: torch.Tensor,
+                            clip: float = 20.0) -> torch.Tensor:
     """lambda = log(alpha^2 / sigma^2), clipped to [-clip, clip].
 
     The clip keeps the end points finite: at t = 0 (sigma = 0) and, for the
@@ -23,7 +26,8 @@ def logsnr_from_alpha_sigma(alpha, sigma, clip=20.0):
     return lam.clamp(-clip, clip)
 
 
-def alpha_sigma_from_logsnr(logsnr):
+def alpha_sigma_from_logsnr(
+        logsnr: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda)."""
     return torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
 
@@ -31,14 +35,16 @@ def alpha_sigma_from_logsnr(logsnr):
 class NoiseSchedule:
     """Base class: subclasses implement :meth:`alpha_sigma`."""
 
-    def alpha_sigma(self, t):
+    def alpha_sigma(
+        self, t: Union[float, torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def logsnr(self, t):
+    def logsnr(self, t: Union[float, torch.Tensor]) -> torch.Tensor:
         """lambda_t, clipped to [-20, 20]."""
         return logsnr_from_alpha_sigma(*self.alpha_sigma(t))
 
-    def snr(self, t):
+    def snr(self, t: Union[float, torch.Tensor]) -> torch.Tensor:
         """SNR_t = alpha_t^2 / sigma_t^2 = exp(lambda_t)."""
         return torch.exp(self.logsnr(t))
 
@@ -52,7 +58,9 @@ class CosineSchedule(NoiseSchedule):
     (x_hat = alpha z - sigma v = -v at t = 1).
     """
 
-    def alpha_sigma(self, t):
+    def alpha_sigma(
+        self, t: Union[float, torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         t = torch.as_tensor(t, dtype=torch.get_default_dtype()) \
             if not torch.is_tensor(t) else t
         half_pi = math.pi / 2
@@ -62,12 +70,14 @@ class CosineSchedule(NoiseSchedule):
         sigma = torch.sin(half_pi * t)
         return alpha.clamp_min(0.0), sigma.clamp_min(0.0)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'CosineSchedule()'
 
 
-def ddpm_betas(beta_schedule='linear', num_train_timesteps=1000,
-               beta_start=1e-4, beta_end=0.02):
+def ddpm_betas(beta_schedule: str = 'linear',
+               num_train_timesteps: int = 1000,
+               beta_start: float = 1e-4,
+               beta_end: float = 0.02) -> torch.Tensor:
     """Discrete DDPM beta tables (float64).
 
     - ``linear``: beta_k evenly spaced in [beta_start, beta_end] (Ho et al.).
@@ -94,7 +104,10 @@ class DiscreteSchedule(NoiseSchedule):
     ``t * K - 1`` (see :meth:`timestep`).
     """
 
-    def __init__(self, betas=None, **ddpm_kwargs):
+    def __init__(self,
+                 betas: Optional[Union[Sequence[float],
+                                       torch.Tensor]] = None,
+                 **ddpm_kwargs) -> None:
         if betas is None:
             betas = ddpm_betas(**ddpm_kwargs)
         betas = torch.as_tensor(betas, dtype=torch.float64)
@@ -104,7 +117,7 @@ class DiscreteSchedule(NoiseSchedule):
         # grid t_0 = 0 (lambda = +20, the clip), t_k = k / K
         self._lam = torch.cat([lam.new_tensor([20.0]), lam.clamp(-20, 20)])
 
-    def logsnr(self, t):
+    def logsnr(self, t: Union[float, torch.Tensor]) -> torch.Tensor:
         t = torch.as_tensor(t)
         pos = t.double().clamp(0, 1) * self.num_train_timesteps
         lo = pos.floor().long().clamp(max=self.num_train_timesteps - 1)
@@ -113,18 +126,21 @@ class DiscreteSchedule(NoiseSchedule):
         out = lam[lo] * (1 - frac) + lam[lo + 1] * frac
         return out.to(t.dtype if t.is_floating_point() else torch.float32)
 
-    def alpha_sigma(self, t):
+    def alpha_sigma(
+        self, t: Union[float, torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         return alpha_sigma_from_logsnr(self.logsnr(t))
 
-    def timestep(self, t):
+    def timestep(self, t: torch.Tensor) -> torch.Tensor:
         """The discrete timestep index (0..K-1) of a pretrained model."""
         return t * self.num_train_timesteps - 1
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'DiscreteSchedule(K={self.num_train_timesteps})'
 
 
-def build_schedule(cfg):
+def build_schedule(
+        cfg: Optional[Union[dict, NoiseSchedule]]) -> NoiseSchedule:
     """Build a schedule from ``dict(type='cosine')`` or
     ``dict(type='ddpm', beta_schedule=..., num_train_timesteps=...)``."""
     if isinstance(cfg, NoiseSchedule):

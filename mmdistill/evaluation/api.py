@@ -1,16 +1,31 @@
 """Functional entry point: evaluate a generator without a Runner."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
 from mmdistill.utils import UserError
+from .extractors import FeatureExtractor
 from .generative import EvalContext, TensorSource, run_metrics
 from .metrics import FID, IS, SampleAccuracy
 
 _METRICS = dict(FID=FID, IS=IS, Acc=SampleAccuracy)
 
 
-def evaluate_generator(model, extractor='classifier', real_images=None,
-                       sample_kwargs=None, n=2000, real_labels=None,
-                       metrics=('FID', 'IS', 'Acc'), sweep=None,
-                       sample_model='ema', base_seed=0, batch_size=500,
-                       real_stats_cache=None, progress=True):
+def evaluate_generator(
+        model: nn.Module,
+        extractor: Union[str, dict, FeatureExtractor] = 'classifier',
+        real_images: Optional[torch.Tensor] = None,
+        sample_kwargs: Optional[dict] = None,
+        n: int = 2000,
+        real_labels: Optional[torch.Tensor] = None,
+        metrics: Sequence[str] = ('FID', 'IS', 'Acc'),
+        sweep: Optional[List[dict]] = None,
+        sample_model: str = 'ema',
+        base_seed: int = 0,
+        batch_size: int = 500,
+        real_stats_cache: Optional[str] = None,
+        progress: bool = True) -> Dict[str, float]:
     """FID / IS / sample accuracy of ``model.sample`` outputs.
 
     Args:

@@ -7,6 +7,7 @@ Score and sample accuracy. Built from a config by :func:`build_extractor`
 """
 import os
 import os.path as osp
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -25,7 +26,7 @@ ALIASES = dict(inception='InceptionFeatureExtractor',
                classifier='ClassifierFeatureExtractor')
 
 
-def inception_search_paths():
+def inception_search_paths() -> List[str]:
     """Where the TorchScript Inception is looked for when no path is given:
     ``$MMDISTILL_INCEPTION``, then the caches mmagic and torch.hub use."""
     home = osp.expanduser('~')
@@ -38,7 +39,7 @@ def inception_search_paths():
     return [p for p in paths if p]
 
 
-def resolve_repo_path(path):
+def resolve_repo_path(path: Union[str, os.PathLike]) -> str:
     """``path`` as given if it exists, else relative to the repository root
     (so the shipped ``checkpoints/...`` resolve from any working folder)."""
     path = os.fspath(path)
@@ -49,7 +50,7 @@ def resolve_repo_path(path):
     return alt if osp.isfile(alt) else path
 
 
-def to_uint8_range(images):
+def to_uint8_range(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> round(127.5 (x + 1)) in [0, 255] as uint8."""
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(
         torch.uint8)
@@ -64,7 +65,9 @@ class FeatureExtractor(nn.Module):
     key = 'extractor'
 
     @torch.no_grad()
-    def extract(self, images, probs=True):
+    def extract(self,
+                images: torch.Tensor,
+                probs: bool = True) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -82,7 +85,7 @@ class InceptionFeatureExtractor(FeatureExtractor):
             :func:`inception_search_paths` are tried. Never downloads.
     """
 
-    def __init__(self, path=None):
+    def __init__(self, path: Optional[str] = None) -> None:
         super().__init__()
         candidates = [path] if path else inception_search_paths()
         found = next((p for p in candidates if osp.isfile(p)), None)
@@ -102,7 +105,9 @@ class InceptionFeatureExtractor(FeatureExtractor):
         self.key = f'inception-{file_sha256(found, 12)}'
 
     @torch.no_grad()
-    def extract(self, images, probs=True):
+    def extract(self,
+                images: torch.Tensor,
+                probs: bool = True) -> Dict[str, torch.Tensor]:
         x = to_uint8_range(images)
         if x.shape[1] == 1:
             x = x.repeat(1, 3, 1, 1)
@@ -125,9 +130,11 @@ class ClassifierFeatureExtractor(FeatureExtractor):
         net (dict): the network config the weights were trained with.
     """
 
-    def __init__(self, checkpoint=DEFAULT_CLASSIFIER,
-                 net=dict(type='DigitsCNN', in_channels=1, num_classes=10,
-                          width=32, feat_dim=128)):
+    def __init__(self,
+                 checkpoint: str = DEFAULT_CLASSIFIER,
+                 net: dict = dict(type='DigitsCNN', in_channels=1,
+                                  num_classes=10, width=32,
+                                  feat_dim=128)) -> None:
         super().__init__()
         self.net = MODELS.build(net).eval()
         checkpoint = resolve_repo_path(checkpoint)
@@ -139,7 +146,9 @@ class ClassifierFeatureExtractor(FeatureExtractor):
         self.key = f'classifier-{file_sha256(checkpoint, 12)}'
 
     @torch.no_grad()
-    def extract(self, images, probs=True):
+    def extract(self,
+                images: torch.Tensor,
+                probs: bool = True) -> Dict[str, torch.Tensor]:
         self.net.eval()
         dev = next(self.net.parameters()).device
         feats = self.net.features(images.float().to(dev))
@@ -149,7 +158,8 @@ class ClassifierFeatureExtractor(FeatureExtractor):
         return out
 
 
-def build_extractor(cfg):
+def build_extractor(
+        cfg: Union[str, dict, FeatureExtractor]) -> FeatureExtractor:
     """Build an extractor from ``dict(type='inception'|'classifier'|<class
     name>, ...)``; an already built extractor is returned as is."""
     if isinstance(cfg, FeatureExtractor):

@@ -2,6 +2,8 @@
 
 All statistics are computed in float64.
 """
+from typing import Tuple, Union
+
 import numpy as np
 import torch
 
@@ -12,7 +14,9 @@ def _np64(x):
     return np.asarray(x, dtype=np.float64)
 
 
-def feature_statistics(features):
+def feature_statistics(
+    features: Union[torch.Tensor, np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray]:
     """Mean mu = 1/N sum_i f_i and unbiased covariance
     Sigma = 1/(N-1) sum_i (f_i - mu)(f_i - mu)^T of features (N, D), float64.
     """
@@ -32,7 +36,10 @@ def _sqrtm_psd(a):
     return (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2):
+def frechet_distance(mu1: Union[torch.Tensor, np.ndarray],
+                     sigma1: Union[torch.Tensor, np.ndarray],
+                     mu2: Union[torch.Tensor, np.ndarray],
+                     sigma2: Union[torch.Tensor, np.ndarray]) -> float:
     """Frechet distance between N(mu1, Sigma1) and N(mu2, Sigma2):
 
         d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^{1/2})
@@ -56,13 +63,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
-def fid_from_features(feat1, feat2):
+def fid_from_features(feat1: Union[torch.Tensor, np.ndarray],
+                      feat2: Union[torch.Tensor, np.ndarray]) -> float:
     """Frechet distance between the Gaussians fitted to two feature sets."""
     return frechet_distance(*feature_statistics(feat1),
                             *feature_statistics(feat2))
 
 
-def inception_score(probs, splits=10):
+def inception_score(probs: Union[torch.Tensor, np.ndarray],
+                    splits: int = 10) -> Tuple[float, float]:
     """Inception Score of class probabilities p(y|x_i) (N, K):
 
         IS = exp( 1/N sum_i KL(p(y|x_i) || p(y)) ),  p(y) = 1/N sum_i p(y|x_i)
@@ -84,7 +93,8 @@ def inception_score(probs, splits=10):
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def accuracy(probs_or_logits, labels):
+def accuracy(probs_or_logits: Union[torch.Tensor, np.ndarray],
+             labels: Union[torch.Tensor, np.ndarray]) -> float:
     """Fraction of rows whose argmax equals ``labels``."""
     pred = _np64(probs_or_logits).argmax(1)
     labels = _np64(labels).astype(np.int64)

@@ -11,28 +11,32 @@ order; rank 0 computes the metrics and broadcasts them.
 import hashlib
 import logging
 import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import (broadcast_object_list, gather_object,
                            get_dist_info)
+from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from torch import nn
+from torch.utils.data import Dataset
 
 from mmdistill.utils import UserError, atomic_torch_save
-from .extractors import build_extractor
+from .extractors import FeatureExtractor, build_extractor
 from .functional import feature_statistics
 
 
-def unwrap(model):
+def unwrap(model: nn.Module) -> nn.Module:
     """The module inside a (Distributed)DataParallel wrapper."""
     return getattr(model, 'module', model)
 
 
-def format_count(n):
+def format_count(n: int) -> str:
     """10000 -> '10k', 2000 -> '2k', 1500 -> '1.5k', 360 -> '360'."""
     return f'{n / 1000:g}k' if n >= 1000 and n % 100 == 0 else str(n)
 
 
-def setting_name(prefix, n, kw):
+def setting_name(prefix: str, n: int, kw: dict) -> str:
     """Metric name such as ``FID-10k/4step-w2`` (sampler added unless
     'ddim')."""
     name = (f'{prefix}-{format_count(n)}/{kw["steps"]}step-'
@@ -83,7 +87,7 @@ def _cached_stats(path):
     return hit, stats
 
 
-def my_batches(n, batch_size):
+def my_batches(n: int, batch_size: int) -> List[List[int]]:
     """This rank's global batches (lists of sample indices)."""
     rank, world = get_dist_info()
     starts = list(range(0, n, batch_size))[rank::world]
@@ -93,16 +97,21 @@ def my_batches(n, batch_size):
 class TensorSource:
     """Real images given as tensors (N, C, H, W) in [-1, 1] (+ labels)."""
 
-    def __init__(self, images, labels=None, key='tensors'):
+    def __init__(self,
+                 images: torch.Tensor,
+                 labels: Optional[torch.Tensor] = None,
+                 key: str = 'tensors') -> None:
         self.images = torch.as_tensor(images).float()
         self.labels = None if labels is None else torch.as_tensor(
             labels).long()
         self.key = key
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
-    def __call__(self, idx):
+    def __call__(
+            self,
+            idx: List[int]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         lab = None if self.labels is None else self.labels[idx]
         return self.images[idx], lab
 
@@ -111,17 +120,17 @@ class DatasetSource:
     """Real images from a data set returning ``dict(inputs, data_samples)``.
     ``key`` names it in cache files (class, split, size, length)."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.key = '-'.join(str(p) for p in (
             type(dataset).__name__, getattr(dataset, 'split', ''),
             'x'.join(map(str, dataset[0]['inputs'].shape)), len(dataset))
             if p != '')
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.dataset)
 
-    def __call__(self, idx):
+    def __call__(self, idx: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         items = [self.dataset[i] for i in idx]
         return (torch.stack([torch.as_tensor(it['inputs']) for it in items]
                             ).float(),
@@ -132,14 +141,17 @@ class SampleSource:
     """Generated images: ``model.sample`` with balanced labels and
     per-sample seeds."""
 
-    def __init__(self, model, sample_kwargs, sample_model='ema',
-                 base_seed=0):
+    def __init__(self,
+                 model: nn.Module,
+                 sample_kwargs: dict,
+                 sample_model: str = 'ema',
+                 base_seed: int = 0) -> None:
         self.model = unwrap(model)
         self.kwargs = dict(sample_kwargs)
         self.sample_model, self.base_seed = sample_model, base_seed
         self.num_classes = self.model.num_classes
 
-    def __call__(self, idx):
+    def __call__(self, idx: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         gens = [torch.Generator().manual_seed(self.base_seed + i)
                 for i in idx]
         shape = tuple(self.model.image_shape)
@@ -151,8 +163,14 @@ class SampleSource:
         return imgs.float().cpu(), labels
 
 
-def extract_distributed(source, n, extractor, batch_size=500, probs=True,
-                        desc='features', progress=True):
+def extract_distributed(
+        source: Union[TensorSource, DatasetSource, SampleSource],
+        n: int,
+        extractor: FeatureExtractor,
+        batch_size: int = 500,
+        probs: bool = True,
+        desc: str = 'features',
+        progress: bool = True) -> Optional[Dict[str, Optional[torch.Tensor]]]:
     """Features of items 0..n-1 of ``source``; every rank does its share.
 
     Returns on rank 0 ``dict(features (n, D), probs (n, K), labels (n,))``
@@ -213,14 +231,19 @@ class EvalContext:
         progress (bool): show tqdm bars on rank 0.
     """
 
-    def __init__(self, model, real=None, batch_size=500, progress=True):
+    def __init__(self,
+                 model: Optional[nn.Module],
+                 real: Optional[Union[TensorSource, DatasetSource]] = None,
+                 batch_size: int = 500,
+                 progress: bool = True) -> None:
         self.model = unwrap(model) if model is not None else None
         self.real = real
         self.batch_size, self.progress = batch_size, progress
         self._extractors, self._memo = {}, {}
         self.probs_needed = set()
 
-    def extractor(self, cfg):
+    def extractor(
+            self, cfg: Union[str, dict, FeatureExtractor]) -> FeatureExtractor:
         key = repr(sorted(cfg.items())) if isinstance(cfg, dict) else \
             repr(cfg)
         if key not in self._extractors:
@@ -239,7 +262,11 @@ class EvalContext:
             self._memo[key] = fn()
         return self._memo[key]
 
-    def real_features(self, extractor, n=-1, cache_dir=None, probs=False):
+    def real_features(self,
+                      extractor: FeatureExtractor,
+                      n: Optional[int] = -1,
+                      cache_dir: Optional[str] = None,
+                      probs: bool = False) -> Optional[dict]:
         """Real-image features (rank 0) or, with ``cache_dir``, statistics
         read from / written to ``<cache_dir>/<extractor>__<data>__n<N>.pt``
         (dict mu, sigma, n; plus mean probs for reuse). Returns
@@ -278,7 +305,9 @@ class EvalContext:
         return self._memoised(('real', extractor.key, n, probs, path),
                               compute)
 
-    def sample_kwargs(self, kw, model=None):
+    def sample_kwargs(self,
+                      kw: Optional[dict],
+                      model: Optional[nn.Module] = None) -> dict:
         """``kw`` completed with the model's ``default_sample``."""
         model = self.model if model is None else model
         full = dict(getattr(model, 'default_sample', {}) or {})
@@ -288,8 +317,15 @@ class EvalContext:
         full.setdefault('sampler', 'ddim')
         return full
 
-    def fake_features(self, extractor, kw, n, sample_model='ema',
-                      base_seed=0, model=None, desc=None, cache_dir=None):
+    def fake_features(self,
+                      extractor: FeatureExtractor,
+                      kw: Optional[dict],
+                      n: int,
+                      sample_model: str = 'ema',
+                      base_seed: int = 0,
+                      model: Optional[nn.Module] = None,
+                      desc: Optional[str] = None,
+                      cache_dir: Optional[str] = None) -> Optional[dict]:
         """Features (and probs, labels) of ``n`` samples of ``model``
         (default: the evaluated model) with sampler settings ``kw``; rank 0
         gets the dict, other ranks None. With ``cache_dir`` the statistics
@@ -326,7 +362,8 @@ class EvalContext:
         return self._memoised(key, compute)
 
 
-def run_metrics(metrics, ctx):
+def run_metrics(metrics: Sequence[BaseMetric],
+                ctx: EvalContext) -> Dict[str, float]:
     """Evaluate generative metrics in one context; results (dict name ->
     float) computed on rank 0 and broadcast to every rank."""
     for m in metrics:

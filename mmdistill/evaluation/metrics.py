@@ -5,12 +5,15 @@ They are driven by :class:`mmdistill.engine.loops.GenerativeTestLoop` (or
 :func:`mmdistill.evaluation.evaluate_generator`), which gives them an
 :class:`EvalContext`; each metric generates with ``model.sample(...)``.
 """
+from typing import Any, Dict, List, Optional, Sequence
+
 from mmengine.evaluator import BaseMetric
 
 from mmdistill.registry import METRICS
 from mmdistill.utils import UserError
 from .functional import accuracy, frechet_distance, inception_score
-from .generative import setting_name
+from .extractors import FeatureExtractor
+from .generative import EvalContext, setting_name
 
 
 class GenerativeMetric(BaseMetric):
@@ -35,10 +38,17 @@ class GenerativeMetric(BaseMetric):
     needs_probs = False
     default_prefix = ''
 
-    def __init__(self, fake_nums=2000, real_nums=-1, sample_model='ema',
-                 sample_kwargs=None, sweep=None, prefix=None,
-                 extractor=dict(type='classifier'), real_stats_cache=None,
-                 base_seed=0, collect_device='cpu'):
+    def __init__(self,
+                 fake_nums: int = 2000,
+                 real_nums: int = -1,
+                 sample_model: str = 'ema',
+                 sample_kwargs: Optional[dict] = None,
+                 sweep: Optional[List[dict]] = None,
+                 prefix: Optional[str] = None,
+                 extractor: dict = dict(type='classifier'),
+                 real_stats_cache: Optional[str] = None,
+                 base_seed: int = 0,
+                 collect_device: str = 'cpu') -> None:
         super().__init__(collect_device=collect_device, prefix=None)
         if sample_model not in ('ema', 'orig'):
             raise UserError(f"sample_model must be 'ema' or 'orig', got "
@@ -57,21 +67,22 @@ class GenerativeMetric(BaseMetric):
 
     # BaseMetric's per-batch interface is unused: the loop calls
     # evaluate_generative() once.
-    def process(self, data_batch, data_samples):
+    def process(self, data_batch: Any, data_samples: Sequence) -> None:
         pass
 
-    def compute_metrics(self, results):
+    def compute_metrics(self, results: list) -> Dict[str, float]:
         return {}
 
-    def name(self, ctx, kw):
+    def name(self, ctx: EvalContext, kw: dict) -> str:
         return setting_name(self.name_prefix, self.fake_nums,
                             ctx.sample_kwargs(kw))
 
-    def fake(self, ctx, kw, extractor):
+    def fake(self, ctx: EvalContext, kw: dict,
+             extractor: FeatureExtractor) -> Optional[dict]:
         return ctx.fake_features(extractor, kw, self.fake_nums,
                                  self.sample_model, self.base_seed)
 
-    def evaluate_generative(self, ctx):
+    def evaluate_generative(self, ctx: EvalContext) -> Dict[str, float]:
         """dict name -> value on rank 0 (empty dict on other ranks)."""
         raise NotImplementedError
 
@@ -91,8 +102,11 @@ class FID(GenerativeMetric):
     """
     default_prefix = 'FID'
 
-    def __init__(self, reference='real', reference_kwargs=None,
-                 reference_nums=None, **kwargs):
+    def __init__(self,
+                 reference: str = 'real',
+                 reference_kwargs: Optional[dict] = None,
+                 reference_nums: Optional[int] = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if reference not in ('real', 'teacher'):
             raise UserError(f"FID reference must be 'real' or 'teacher', "
@@ -103,7 +117,8 @@ class FID(GenerativeMetric):
         if reference == 'teacher' and self.name_prefix == 'FID':
             self.name_prefix = 'FID-teacher'
 
-    def reference_stats(self, ctx, ext):
+    def reference_stats(self, ctx: EvalContext,
+                        ext: FeatureExtractor) -> Optional[dict]:
         if self.reference == 'real':
             return ctx.real_features(ext, self.real_nums,
                                      self.real_stats_cache)
@@ -119,7 +134,7 @@ class FID(GenerativeMetric):
                 '', self.reference_nums, kw)[1:],
             cache_dir=self.real_stats_cache)
 
-    def evaluate_generative(self, ctx):
+    def evaluate_generative(self, ctx: EvalContext) -> Dict[str, float]:
         ext = ctx.extractor(self.extractor_cfg)
         ref = self.reference_stats(ctx, ext)
         out = {}
@@ -138,11 +153,11 @@ class IS(GenerativeMetric):
     needs_probs = True
     default_prefix = 'IS'
 
-    def __init__(self, splits=10, **kwargs):
+    def __init__(self, splits: int = 10, **kwargs) -> None:
         super().__init__(**kwargs)
         self.splits = splits
 
-    def evaluate_generative(self, ctx):
+    def evaluate_generative(self, ctx: EvalContext) -> Dict[str, float]:
         ext = ctx.extractor(self.extractor_cfg)
         out = {}
         for kw in self.settings:
@@ -161,7 +176,7 @@ class SampleAccuracy(GenerativeMetric):
     needs_probs = True
     default_prefix = 'Acc'
 
-    def evaluate_generative(self, ctx):
+    def evaluate_generative(self, ctx: EvalContext) -> Dict[str, float]:
         ext = ctx.extractor(self.extractor_cfg)
         out = {}
         for kw in self.settings:

@@ -11,7 +11,7 @@ class DiffusionDataPreprocessor(BaseDataPreprocessor):
     """Batch ``{'inputs': images, 'data_samples': labels}`` -> same keys on
     the model's device, images as float, labels as long."""
 
-    def forward(self, data, training=False):
+    def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         inputs = data['inputs']
         if isinstance(inputs, (list, tuple)):

@@ -1,6 +1,10 @@
 """DDP wrapper that works on CPU (gloo) and GPUs (NCCL)."""
+from typing import Dict, List, Optional, Union
+
 import torch
 from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import OptimWrapper
+from torch import nn
 
 from mmdistill.registry import MODEL_WRAPPERS
 
@@ -17,7 +21,10 @@ class DistillDataParallel(MMDistributedDataParallel):
       (EMA, counters), as in the single-process ``train_step``.
     """
 
-    def __init__(self, module, device_ids=None, **kwargs):
+    def __init__(self,
+                 module: nn.Module,
+                 device_ids: Optional[List[int]] = None,
+                 **kwargs) -> None:
         p = next(module.parameters(), None)
         if p is None or not p.is_cuda:
             device_ids = None
@@ -27,7 +34,8 @@ class DistillDataParallel(MMDistributedDataParallel):
                 _set_params_and_buffers_to_ignore_for_model(module, ignored)
         super().__init__(module=module, device_ids=device_ids, **kwargs)
 
-    def train_step(self, data, optim_wrapper):
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         log_vars = super().train_step(data, optim_wrapper)
         hook = getattr(self.module, 'after_train_update', None)
         if hook is not None:

@@ -1,5 +1,7 @@
 """Small classifiers for the dataset-distillation evaluation protocol,
 trained from scratch on a (synthetic) data set."""
+from typing import Sequence
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -21,8 +23,12 @@ class ConvNet(nn.Module):
         depth (int): number of blocks.
     """
 
-    def __init__(self, in_channels, num_classes, image_size, width=64,
-                 depth=3):
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 image_size: int,
+                 width: int = 64,
+                 depth: int = 3) -> None:
         super().__init__()
         layers, c, s = [], in_channels, image_size
         for _ in range(depth):
@@ -36,7 +42,7 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(width * s * s, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))
 
 
@@ -44,7 +50,7 @@ class _BasicBlock(nn.Module):
     """out = relu(bn(conv(relu(bn(conv(pool(x)))))) + shortcut(x)),
     down-sampling by 2x2 average pooling (the "AP" of ResNetAP)."""
 
-    def __init__(self, cin, cout, down):
+    def __init__(self, cin: int, cout: int, down: bool) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(2) if down else nn.Identity()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
@@ -56,7 +62,7 @@ class _BasicBlock(nn.Module):
                           nn.Conv2d(cin, cout, 1, bias=False),
                           nn.BatchNorm2d(cout))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn1(self.conv1(self.pool(x))))
         return F.relu(self.bn2(self.conv2(h)) + self.short(x))
 
@@ -75,8 +81,12 @@ class ResNetAP(nn.Module):
         blocks (tuple[int]): basic blocks per stage.
     """
 
-    def __init__(self, in_channels, num_classes, image_size,
-                 widths=(32, 64), blocks=(1, 1)):
+    def __init__(self,
+                 in_channels: int,
+                 num_classes: int,
+                 image_size: int,
+                 widths: Sequence[int] = (32, 64),
+                 blocks: Sequence[int] = (1, 1)) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
@@ -91,6 +101,6 @@ class ResNetAP(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(c, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.layers(self.stem(x))
         return self.fc(h.mean((2, 3)))

@@ -19,6 +19,7 @@ the paper measures both in a feature space).
 """
 import math
 import os
+from typing import Any, Callable, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,7 +39,8 @@ DEFAULT_EVAL = dict(
     feature_extractor=None)
 
 
-def load_synthetic(folder, image_size, channels):
+def load_synthetic(folder: str, image_size: int,
+                   channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Images and labels listed in ``folder/annotations.txt``."""
     ann = os.path.join(folder, ANNOTATIONS)
     if not os.path.isfile(ann):
@@ -55,7 +57,7 @@ def load_synthetic(folder, image_size, channels):
     return torch.stack(xs), torch.tensor(ys)
 
 
-def dataset_tensors(cfg):
+def dataset_tensors(cfg: dict) -> Tuple[torch.Tensor, torch.Tensor]:
     """Stack a registered data set into (images, labels)."""
     ds = DATASETS.build(cfg)
     if hasattr(ds, 'images') and hasattr(ds, 'labels'):
@@ -81,10 +83,21 @@ def _augment(x, shift, flip, g):
     return x
 
 
-def train_and_test(net_cfg, x, y, x_test, y_test, num_classes, seed,
-                   iterations=1000, batch_size=64, lr=0.01, momentum=0.9,
-                   weight_decay=5e-4, milestones=(0.5, 0.75), shift=1,
-                   flip=False):
+def train_and_test(net_cfg: dict,
+                   x: torch.Tensor,
+                   y: torch.Tensor,
+                   x_test: torch.Tensor,
+                   y_test: torch.Tensor,
+                   num_classes: int,
+                   seed: int,
+                   iterations: int = 1000,
+                   batch_size: int = 64,
+                   lr: float = 0.01,
+                   momentum: float = 0.9,
+                   weight_decay: float = 5e-4,
+                   milestones: Sequence[float] = (0.5, 0.75),
+                   shift: int = 1,
+                   flip: bool = False) -> float:
     """Train a fresh classifier on (x, y); return the final-epoch top-1
     accuracy (%) on (x_test, y_test).
 
@@ -132,7 +145,11 @@ def _features(ext, x, batch_size=512):
                       for i in range(0, len(x), batch_size)])
 
 
-def diversity_representativeness(x, y, x_real, y_real, k=50):
+def diversity_representativeness(x: torch.Tensor,
+                                  y: torch.Tensor,
+                                  x_real: torch.Tensor,
+                                  y_real: torch.Tensor,
+                                  k: int = 50) -> Tuple[float, float]:
     """(diversity, representativeness) averaged over synthetic samples;
     diversity is NaN when every class has a single sample."""
     div, rep = [], []
@@ -151,7 +168,10 @@ def diversity_representativeness(x, y, x_real, y_real, k=50):
     return div, rep
 
 
-def evaluate_dataset(folder, eval_cfg, real_train_cfg, log=print):
+def evaluate_dataset(folder: str,
+                     eval_cfg: dict,
+                     real_train_cfg: dict,
+                     log: Callable[[str], Any] = print) -> dict:
     """Evaluate the synthetic data set in ``folder``.
 
     Args:

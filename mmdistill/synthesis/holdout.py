@@ -15,6 +15,8 @@ run and every machine. Config::
     dict(type='StratifiedHoldout', part='val', fraction=0.2, seed=0,
          dataset=dict(type='DigitsDataset', split='train'))
 """
+from typing import Sequence, Tuple, Union
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -25,7 +27,10 @@ from mmdistill.utils import UserError
 PARTS = ('fit', 'val')
 
 
-def stratified_holdout(labels, fraction=0.2, seed=0):
+def stratified_holdout(
+        labels: Union[np.ndarray, torch.Tensor, Sequence[int]],
+        fraction: float = 0.2,
+        seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Split indices 0..N-1 into (fit, val), stratified by label.
 
     Per class c with n_c samples, round(fraction * n_c) samples (at least 1
@@ -75,7 +80,11 @@ class StratifiedHoldout(Dataset):
             data set has ``images`` and ``labels``, as ``DigitsDataset``).
     """
 
-    def __init__(self, dataset, part='val', fraction=0.2, seed=0):
+    def __init__(self,
+                 dataset: Union[dict, Dataset],
+                 part: str = 'val',
+                 fraction: float = 0.2,
+                 seed: int = 0) -> None:
         if part not in PARTS:
             raise UserError(f'StratifiedHoldout part must be one of {PARTS}, '
                             f'got {part!r}')
@@ -95,8 +104,8 @@ class StratifiedHoldout(Dataset):
             self.images = base.images[idx]
         self.metainfo = dict(getattr(base, 'metainfo', {}) or {})
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> dict:
         return self.base[int(self.indices[i])]

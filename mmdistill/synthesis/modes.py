@@ -28,6 +28,7 @@ converged centre is the mean of its members). 'medoid' guides towards a real
 image rather than an average of several.
 """
 from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -51,14 +52,16 @@ class ClassModes:
     modes: torch.Tensor
     nearest: np.ndarray
     sizes: np.ndarray
-    labels: np.ndarray = None
+    labels: Optional[np.ndarray] = None
 
 
 EMBEDDINGS_DIFFUSION = 'diffusion'
 TARGETS = ('centre', 'members_mean', 'medoid')
 
 
-def mode_targets(cm, diffusion_emb, target='centre'):
+def mode_targets(cm: ClassModes,
+                 diffusion_emb: torch.Tensor,
+                 target: str = 'centre') -> torch.Tensor:
     """Diffusion-space guidance targets of one class's clusters.
 
     Args:
@@ -128,7 +131,10 @@ class _Base:
             embedding and 'members_mean' otherwise.
     """
 
-    def __init__(self, seed=0, embedding=EMBEDDINGS_DIFFUSION, target=None):
+    def __init__(self,
+                 seed: int = 0,
+                 embedding: Union[str, dict] = EMBEDDINGS_DIFFUSION,
+                 target: Optional[str] = None) -> None:
         self.seed = int(seed)
         if not (embedding == EMBEDDINGS_DIFFUSION or isinstance(
                 embedding, dict)):
@@ -149,7 +155,10 @@ class _Base:
                 '(feature-space centres are not images); use '
                 "'members_mean' or 'medoid'")
 
-    def fit_class(self, embeddings, k, what='this class'):
+    def fit_class(self,
+                  embeddings: torch.Tensor,
+                  k: int,
+                  what: str = 'this class') -> ClassModes:
         """Cluster ``embeddings`` (n, *shape) into k modes."""
         emb = torch.as_tensor(embeddings)
         shape = tuple(emb.shape[1:])
@@ -160,7 +169,13 @@ class _Base:
         modes = torch.from_numpy(centres).to(emb.dtype).reshape((k, ) + shape)
         return ClassModes(modes, nearest, sizes, labels)
 
-    def __call__(self, embeddings, labels, k, class_names=None):
+    def __call__(
+        self,
+        embeddings: torch.Tensor,
+        labels: Union[np.ndarray, torch.Tensor, Sequence[int]],
+        k: int,
+        class_names: Optional[Sequence[str]] = None
+    ) -> Dict[int, ClassModes]:
         """Modes of every class: {class_index: ClassModes}."""
         labels = np.asarray(labels)
         out = {}
@@ -184,7 +199,11 @@ class KMeansModes(_Base):
         **kwargs: ``embedding`` and ``target`` (see ``_Base``).
     """
 
-    def __init__(self, seed=0, n_init=10, max_iter=300, **kwargs):
+    def __init__(self,
+                 seed: int = 0,
+                 n_init: int = 10,
+                 max_iter: int = 300,
+                 **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.n_init, self.max_iter = int(n_init), int(max_iter)
 
@@ -207,8 +226,12 @@ class GMMModes(_Base):
         **kwargs: ``embedding`` and ``target`` (see ``_Base``).
     """
 
-    def __init__(self, seed=0, covariance_type='diag', n_init=1,
-                 reg_covar=1e-3, **kwargs):
+    def __init__(self,
+                 seed: int = 0,
+                 covariance_type: str = 'diag',
+                 n_init: int = 1,
+                 reg_covar: float = 1e-3,
+                 **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.covariance_type, self.n_init = covariance_type, int(n_init)
         self.reg_covar = float(reg_covar)

@@ -3,6 +3,7 @@
 and the samples (pixel-space modes only; latent modes are decoded first if a
 ``decode`` function is given)."""
 import os
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
@@ -12,7 +13,12 @@ from .evaluate import dataset_tensors, load_synthetic
 from .pipeline import MANIFEST, MODES
 
 
-def plot_modes(folder, save_path, real_cfg, decode=None, max_ipc=10):
+def plot_modes(folder: str,
+               save_path: str,
+               real_cfg: dict,
+               decode: Optional[Callable[[torch.Tensor],
+                                         torch.Tensor]] = None,
+               max_ipc: int = 10) -> str:
     """Write the figure to ``save_path`` (PNG, matplotlib Agg)."""
     import json
     import matplotlib
@@ -83,8 +89,11 @@ ROW_LABELS = dict(a='a\nreal subset', b='b\nunguided', c='c\nmodes only',
                   d='d\n+ guidance', e='e\nMGD3', ref='ref\npaper dflt')
 
 
-def plot_seed_tables(tables, titles, save_path, metric='ConvNet',
-                     ref_row='f'):
+def plot_seed_tables(tables: List[dict],
+                     titles: List[str],
+                     save_path: str,
+                     metric: str = 'ConvNet',
+                     ref_row: str = 'f') -> None:
     """Accuracy per ablation row over synthesis seeds: a bar at the pooled
     mean, a dot per synthesis seed (its mean over the classifier seeds),
     one panel per table (``tools/mgd3_table.py --seeds`` results).

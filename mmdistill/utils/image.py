@@ -3,13 +3,16 @@ import numpy as np
 import torch
 
 
-def to_uint8(images):
+def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C): round((x + 1) * 127.5)."""
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
     return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def make_grid(images, nrow, pad=1, upscale=1):
+def make_grid(images: torch.Tensor,
+              nrow: int,
+              pad: int = 1,
+              upscale: int = 1) -> np.ndarray:
     """Tile (B, C, H, W) images in [-1, 1] into one uint8 array, ``nrow``
     images per row, ``pad`` white pixels between them, each pixel repeated
     ``upscale`` times (small digits are 8x8)."""
@@ -27,7 +30,11 @@ def make_grid(images, nrow, pad=1, upscale=1):
     return grid[..., 0] if c == 1 else grid
 
 
-def save_grid(images, path, nrow, pad=1, upscale=1):
+def save_grid(images: torch.Tensor,
+              path: str,
+              nrow: int,
+              pad: int = 1,
+              upscale: int = 1) -> str:
     """Write :func:`make_grid` to a PNG file (atomically)."""
     from PIL import Image
 

@@ -7,6 +7,8 @@ sets one); images come back as x = D(z / s + b). The VAE and the text encoder
 are frozen and kept out of the model's state dict: checkpoints hold only
 the networks that are trained.
 """
+from typing import Any, Optional, Sequence, Tuple, Union
+
 import torch
 from torch import nn
 
@@ -26,7 +28,7 @@ class VAEWrapper(nn.Module):
         vae (AutoencoderKL): the autoencoder.
     """
 
-    def __init__(self, vae):
+    def __init__(self, vae: nn.Module) -> None:
         super().__init__()
         self.vae = vae.eval().requires_grad_(False)
         self.scaling_factor = float(vae.config.scaling_factor)
@@ -34,37 +36,42 @@ class VAEWrapper(nn.Module):
                                   or 0.0)
 
     @classmethod
-    def from_pretrained(cls, path, subfolder='vae', torch_dtype=None):
+    def from_pretrained(
+        cls,
+        path: str,
+        subfolder: str = 'vae',
+        torch_dtype: Optional[Union[str, torch.dtype]] = None
+    ) -> 'VAEWrapper':
         from diffusers import AutoencoderKL
         return cls(load_component(AutoencoderKL, path, subfolder,
                                   'AutoencoderKL (the VAE)', torch_dtype))
 
     @property
-    def dtype(self):
+    def dtype(self) -> torch.dtype:
         return next(self.vae.parameters()).dtype
 
     @property
-    def downsample(self):
+    def downsample(self) -> int:
         """Spatial down-sampling factor 2^(levels - 1)."""
         return 2**(len(self.vae.config.block_out_channels) - 1)
 
-    def latent_shape(self, image_size):
+    def latent_shape(self, image_size: int) -> Tuple[int, int, int]:
         """(C_latent, H / f, W / f) for square images of ``image_size``."""
         s = image_size // self.downsample
         return (self.vae.config.latent_channels, s, s)
 
     @torch.no_grad()
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         mean = self.vae.encode(x.to(self.dtype)).latent_dist.mean
         return ((mean.float() - self.shift_factor) * self.scaling_factor)
 
     @torch.no_grad()
-    def decode(self, z):
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         x = self.vae.decode((z / self.scaling_factor + self.shift_factor).to(
             self.dtype)).sample
         return x.float().clamp(-1, 1)
 
-    def train(self, mode=True):  # always frozen
+    def train(self, mode: bool = True) -> 'VAEWrapper':  # always frozen
         return super().train(False)
 
 
@@ -73,13 +80,17 @@ class TextEncoderWrapper(nn.Module):
     states (B, L, D) used as ``encoder_hidden_states`` (padding to the
     tokenizer's ``model_max_length``, as Stable Diffusion)."""
 
-    def __init__(self, text_encoder, tokenizer):
+    def __init__(self, text_encoder: nn.Module, tokenizer: Any) -> None:
         super().__init__()
         self.text_encoder = text_encoder.eval().requires_grad_(False)
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_pretrained(cls, path, torch_dtype=None):
+    def from_pretrained(
+        cls,
+        path: str,
+        torch_dtype: Optional[Union[str, torch.dtype]] = None
+    ) -> 'TextEncoderWrapper':
         import os.path as osp
         for sub in ('text_encoder', 'tokenizer'):
             if not osp.isdir(osp.join(path, sub)):
@@ -101,14 +112,15 @@ class TextEncoderWrapper(nn.Module):
         return cls(enc, tok)
 
     @torch.no_grad()
-    def forward(self, prompts):
+    def forward(self, prompts: Sequence[str]) -> torch.Tensor:
         ids = self.tokenizer(list(prompts), padding='max_length',
                              max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors='pt').input_ids
         p = next(self.text_encoder.parameters())
         return self.text_encoder(ids.to(p.device))[0].float()
 
-    def train(self, mode=True):  # always frozen
+    def train(self,
+              mode: bool = True) -> 'TextEncoderWrapper':  # always frozen
         return super().train(False)
 
 
@@ -151,8 +163,13 @@ class LatentDataPreprocessor(DiffusionDataPreprocessor):
             embedding (1, L, D), when no text encoder is loaded (cache).
     """
 
-    def __init__(self, vae, text_encoder=None, encode_inputs=True,
-                 null_embedding=None, text_dtype=None):
+    def __init__(
+            self,
+            vae: Union[str, dict],
+            text_encoder: Optional[str] = None,
+            encode_inputs: bool = True,
+            null_embedding: Optional[str] = None,
+            text_dtype: Optional[Union[str, torch.dtype]] = None) -> None:
         super().__init__()
         if isinstance(vae, str):
             vae = dict(pretrained=vae)
@@ -175,11 +192,11 @@ class LatentDataPreprocessor(DiffusionDataPreprocessor):
             self._null = load_state_dict(null_embedding)['null_embedding']
 
     @property
-    def vae(self):
+    def vae(self) -> VAEWrapper:
         return self._frozen['vae']
 
     @property
-    def text_encoder(self):
+    def text_encoder(self) -> Optional[TextEncoderWrapper]:
         return self._frozen.get('text')
 
     def _apply(self, fn, *args, **kwargs):
@@ -187,15 +204,15 @@ class LatentDataPreprocessor(DiffusionDataPreprocessor):
             m._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] -> scaled latents."""
         return self.vae.encode(x)
 
-    def decode(self, z):
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> images in [-1, 1]."""
         return self.vae.decode(z)
 
-    def encode_condition(self, prompts):
+    def encode_condition(self, prompts: Sequence[str]) -> torch.Tensor:
         """Prompts -> embeddings (B, L, D)."""
         if self.text_encoder is None:
             raise UserError('this model has no text encoder: set '
@@ -203,13 +220,13 @@ class LatentDataPreprocessor(DiffusionDataPreprocessor):
                             'folder to use prompts')
         return self.text_encoder(prompts)
 
-    def null_embedding(self):
+    def null_embedding(self) -> torch.Tensor:
         """The empty prompt's embedding (1, L, D)."""
         if self._null is None:
             self._null = self.encode_condition([''])
         return self._null
 
-    def forward(self, data, training=False):
+    def forward(self, data: dict, training: bool = False) -> dict:
         labels = data.get('data_samples')
         data = dict(data)
         text = isinstance(labels, (list, tuple)) and labels and isinstance(

@@ -3,6 +3,8 @@
 Its penultimate activations serve Frechet distances, its softmax the
 Inception Score and the accuracy of generated samples.
 """
+from typing import Dict, Optional, Union
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,8 +29,12 @@ class DigitsCNN(nn.Module):
         dropout (float): dropout before the last layer (training only).
     """
 
-    def __init__(self, in_channels=1, num_classes=10, width=32,
-                 feat_dim=128, dropout=0.2):
+    def __init__(self,
+                 in_channels: int = 1,
+                 num_classes: int = 10,
+                 width: int = 32,
+                 feat_dim: int = 128,
+                 dropout: float = 0.2) -> None:
         super().__init__()
         self.num_classes, self.feat_dim = num_classes, feat_dim
         self.body = nn.Sequential(
@@ -40,11 +46,11 @@ class DigitsCNN(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(feat_dim, num_classes)
 
-    def features(self, x):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (B, feat_dim) of images x in [-1, 1]."""
         return self.body(x)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes)."""
         return self.head(self.drop(self.features(x)))
 
@@ -62,15 +68,23 @@ class ImageClassifier(BaseModel):
         data_preprocessor (dict): batch preprocessor config.
     """
 
-    def __init__(self, net, label_smoothing=0.0,
-                 data_preprocessor=dict(type='DiffusionDataPreprocessor'),
-                 init_cfg=None):
+    def __init__(self,
+                 net: dict,
+                 label_smoothing: float = 0.0,
+                 data_preprocessor: Union[dict, nn.Module] = dict(
+                     type='DiffusionDataPreprocessor'),
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=build_preprocessor(
             data_preprocessor), init_cfg=init_cfg)
         self.net = MODELS.build(net)
         self.label_smoothing = label_smoothing
 
-    def forward(self, inputs, data_samples=None, mode='tensor'):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[torch.Tensor] = None,
+        mode: str = 'tensor'
+    ) -> Union[Dict[str, torch.Tensor], torch.Tensor]:
         """'loss': dict(loss, acc); 'predict': predicted labels (B,);
         'tensor': logits."""
         logits = self.net(inputs)
@@ -86,7 +100,8 @@ class ImageClassifier(BaseModel):
         raise ValueError(f'invalid mode {mode!r}')
 
     @torch.no_grad()
-    def accuracy(self, inputs, labels):
+    def accuracy(self, inputs: torch.Tensor,
+                 labels: torch.Tensor) -> float:
         """Fraction of ``inputs`` classified as ``labels``."""
         self.eval()
         return float((self.net(inputs).argmax(1) == labels).float().mean())

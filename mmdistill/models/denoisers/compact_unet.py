@@ -1,4 +1,6 @@
 """A compact class-conditional UNet for small images (digits, CIFAR-10)."""
+from typing import Optional, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,7 +16,11 @@ def _norm(ch):
 class ResBlock(nn.Module):
     """GN-SiLU-conv, + embedding (scale and shift), GN-SiLU-dropout-conv."""
 
-    def __init__(self, cin, cout, emb_dim, dropout=0.0):
+    def __init__(self,
+                 cin: int,
+                 cout: int,
+                 emb_dim: int,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * cout)
@@ -25,7 +31,7 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x, emb):
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, 1)
         h = self.norm2(h) * (1 + scale) + shift
@@ -36,14 +42,14 @@ class ResBlock(nn.Module):
 class SelfAttention(nn.Module):
     """Single-head spatial self-attention with a residual connection."""
 
-    def __init__(self, ch):
+    def __init__(self, ch: int) -> None:
         super().__init__()
         self.norm, self.qkv = _norm(ch), nn.Conv2d(ch, 3 * ch, 1)
         self.out = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)
         a = F.scaled_dot_product_attention(
@@ -76,9 +82,16 @@ class CompactUNet(nn.Module):
         guidance_embed (bool): build the w-embedding now (a distilled student).
     """
 
-    def __init__(self, in_channels=1, base_channels=32, channel_mult=(1, 2),
-                 num_res_blocks=1, attn_levels=(), num_classes=10,
-                 dropout=0.0, mid_attn=True, guidance_embed=False):
+    def __init__(self,
+                 in_channels: int = 1,
+                 base_channels: int = 32,
+                 channel_mult: Sequence[int] = (1, 2),
+                 num_res_blocks: int = 1,
+                 attn_levels: Sequence[int] = (),
+                 num_classes: int = 10,
+                 dropout: float = 0.0,
+                 mid_attn: bool = True,
+                 guidance_embed: bool = False) -> None:
         super().__init__()
         ch = base_channels
         self.in_channels, self.num_classes = in_channels, num_classes
@@ -126,7 +139,7 @@ class CompactUNet(nn.Module):
         if guidance_embed:
             self.enable_guidance_embedding()
 
-    def enable_guidance_embedding(self):
+    def enable_guidance_embedding(self) -> 'CompactUNet':
         """Add the zero-initialised w-embedding (idempotent)."""
         if self.guidance_emb is None:
             p = self.time_mlp[0].weight
@@ -135,7 +148,10 @@ class CompactUNet(nn.Module):
                                                                p.dtype)
         return self
 
-    def embed(self, t, y, w=None):
+    def embed(self,
+              t: torch.Tensor,
+              y: Optional[torch.Tensor],
+              w: Optional[torch.Tensor] = None) -> torch.Tensor:
         emb = self.time_mlp(sinusoidal_embedding(t, self.base_channels))
         if self.class_emb is not None:
             if y is None:
@@ -147,7 +163,11 @@ class CompactUNet(nn.Module):
             emb = emb + self.guidance_emb(w)
         return emb
 
-    def forward(self, z, t, y=None, w=None):
+    def forward(self,
+                z: torch.Tensor,
+                t: torch.Tensor,
+                y: Optional[torch.Tensor] = None,
+                w: Optional[torch.Tensor] = None) -> torch.Tensor:
         emb = self.embed(t, y, w)
         h = self.conv_in(z)
         hs = [h]

@@ -5,7 +5,10 @@ import torch
 from torch import nn
 
 
-def sinusoidal_embedding(x, dim, scale=1000.0, max_period=10000.0):
+def sinusoidal_embedding(x: torch.Tensor,
+                         dim: int,
+                         scale: float = 1000.0,
+                         max_period: float = 10000.0) -> torch.Tensor:
     """Fourier features of a per-sample scalar (Vaswani et al.; DDPM):
 
         f_k(x) = [cos(s x / P^(k / (dim/2))), sin(s x / P^(k / (dim/2)))]
@@ -36,12 +39,15 @@ class GuidanceEmbedding(nn.Module):
             time step is, following diffusers' LCM).
     """
 
-    def __init__(self, feat_dim, emb_dim, scale=1000.0):
+    def __init__(self,
+                 feat_dim: int,
+                 emb_dim: int,
+                 scale: float = 1000.0) -> None:
         super().__init__()
         self.feat_dim, self.scale = feat_dim, scale
         self.proj = nn.Linear(feat_dim, emb_dim)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, w):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.proj(sinusoidal_embedding(w, self.feat_dim, self.scale))
