@@ -194,6 +194,29 @@ def test_condition_replacement_probabilities():
         ConditionReplacer(prov, p_drop=0.7, p_replace=0.5)
 
 
+def test_cfg_model_conditions_come_from_its_provider():
+    """null_condition / random_condition of CFGDiffusion are those of its
+    condition_provider(): random is any class (own class included), other
+    a class different from the sample's own."""
+    m = MODELS.build(teacher_cfg())
+    prov = m.condition_provider()
+    assert isinstance(prov, ClassLabelConditions) and prov.num_classes == 3
+    y = torch.randint(0, 3, (3000, ), generator=torch.Generator()
+                      .manual_seed(0))
+    assert torch.equal(m.null_condition(y), torch.full_like(y, 3))
+    rnd = m.random_condition(y, torch.Generator().manual_seed(1))
+    assert torch.equal(rnd, prov.random(y, torch.Generator().manual_seed(1)))
+    assert torch.equal(rnd, torch.randint(
+        0, 3, y.shape, generator=torch.Generator().manual_seed(1)))
+    assert (rnd == y).any() and rnd.max() < 3
+    other = prov.other(y, torch.Generator().manual_seed(1))
+    assert not (other == y).any() and other.max() < 3
+    # the distiller's replacement uses the teacher's provider
+    d = MODELS.build(dict(type='GuidanceDistiller', teacher=teacher_cfg(),
+                          p_replace=0.5))
+    assert isinstance(d.replacer.provider, ClassLabelConditions)
+
+
 def test_condition_replacement_on_embeddings():
     null = torch.zeros(1, 4)
     cond = torch.arange(1, 6).float()[:, None].repeat(1, 4)[:, None]  # B,1,4

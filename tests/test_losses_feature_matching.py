@@ -42,6 +42,28 @@ def test_recorder_records_named_modules_only_when_asked():
         FeatureRecorder(m, ['net.up.1'])
 
 
+def test_named_recorders():
+    """record('student') / record('teacher') use the recorder of that side
+    (student_recorder / teacher_recorder)."""
+    student, teacher = MODELS.build(teacher_cfg()), MODELS.build(teacher_cfg())
+    loss = MODELS.build(dict(type='FeatureMatchingLoss', **FM))
+    with pytest.raises(UserError, match='attach'):
+        loss.record('student')
+    assert loss.attach(student, teacher) is loss
+    assert loss.student_recorder is not loss.teacher_recorder
+    z, t, y = torch.randn(2, 1, 8, 8), torch.rand(2), torch.tensor([0, 1])
+    with loss.record('teacher') as t_feats:
+        student.net(z, t, y)  # the student is not recorded here
+        teacher.net(z, t, y)
+    with loss.record('student') as s_feats:
+        student.net(z, t, y)
+    assert set(t_feats) == set(s_feats) == {'net.mid.0', 'net.down.0.0'}
+    assert t_feats is loss.teacher_recorder.data
+    assert s_feats is loss.student_recorder.data
+    with pytest.raises(ValueError, match='role'):
+        loss.record('other')
+
+
 def test_feature_matching_loss_value():
     loss = MODELS.build(dict(type='FeatureMatchingLoss', **FM))
     s = {'net.mid.0': torch.randn(2, 4), 'net.down.0.0': torch.randn(2, 3)}

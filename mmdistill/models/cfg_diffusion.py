@@ -1,23 +1,26 @@
 """The classifier-free-guided diffusion model (the teacher)."""
 import copy
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModel
+from torch import Tensor, nn
 
 from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule,
                                  cfg_combine, to_x)
 from mmdistill.diffusion.samplers import SAMPLERS
 from mmdistill.registry import MODELS
+from .conditions import ClassLabelConditions, build_condition_provider
 from .sampling import GuidedSamplingMixin
 
 
-def build_preprocessor(cfg):
+def build_preprocessor(cfg: Union[dict, nn.Module]) -> nn.Module:
     """Build a data preprocessor from this package's registry (mmengine's
-    BaseModel would look in its root registry only)."""
+    BaseModel would look in its root registry only); a built one is kept."""
     return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
 
 
-def check_default_sample(default_sample):
+def check_default_sample(default_sample: dict) -> None:
     """Fail at build time (not after training) on a bad ``default_sample``:
     unknown sampler or non-positive step count."""
     sampler = dict(default_sample).get('sampler', 'ddim')
@@ -41,7 +44,9 @@ class EMAMixin:
     short run.
     """
 
-    def _init_ema(self, ema):
+    def _init_ema(self, ema: Optional[dict]) -> None:
+        """Create ``net_ema`` (a copy of ``net``; None when ``ema`` is None)
+        and the ``num_updates`` buffer."""
         self.ema_cfg = {
             **dict(decay=0.999, start_iter=0, warmup=True),
             **(ema or {})
@@ -54,7 +59,7 @@ class EMAMixin:
             if self.ema_enabled else None
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
-    def host_value(self, name):
+    def host_value(self, name: str) -> int:
         """``int(buffer)`` of a scalar buffer without a host-device sync per
         call: the value is re-read only when the tensor was replaced or
         modified in place since the last read (``Tensor._version``), e.g.
@@ -68,7 +73,8 @@ class EMAMixin:
         return cached[1]
 
     @torch.no_grad()
-    def update_ema(self):
+    def update_ema(self) -> None:
+        """One EMA update of ``net_ema`` from ``net``; counts the update."""
         n = self.host_value('num_updates') + 1
         self.num_updates += 1
         # the in-place add bumps the version: record the value known here
@@ -92,7 +98,8 @@ class EMAMixin:
         if k:
             torch._foreach_copy_(ema_b[:k], src_b[:k])
 
-    def pick_net(self, sample_model='ema'):
+    def pick_net(self, sample_model: str = 'ema') -> nn.Module:
+        """``net_ema`` for 'ema' (``net`` without EMA), ``net`` for 'orig'."""
         if sample_model not in ('ema', 'orig'):
             raise ValueError(f"sample_model must be 'ema' or 'orig', got "
                              f'{sample_model!r}')
@@ -100,7 +107,7 @@ class EMAMixin:
             return self.net_ema
         return self.net
 
-    def ddp_ignored_names(self):
+    def ddp_ignored_names(self) -> list:
         """EMA weights are updated identically on every rank from the
         synchronised weights: DDP need not broadcast them."""
         if self.net_ema is None:
@@ -108,12 +115,13 @@ class EMAMixin:
         return [f'net_ema.{n}' for n, _ in self.net_ema.named_parameters()] \
             + [f'net_ema.{n}' for n, _ in self.net_ema.named_buffers()]
 
-    def after_train_update(self):
+    def after_train_update(self) -> None:
         """Called by ``train_step`` (and the DDP wrapper) after each optimizer
         step."""
         self.update_ema()
 
-    def train_step(self, data, optim_wrapper):
+    def train_step(self, data: dict, optim_wrapper) -> Dict[str, Tensor]:
+        """mmengine's ``train_step``, then the EMA update."""
         log_vars = super().train_step(data, optim_wrapper)
         self.after_train_update()
         return log_vars
@@ -140,15 +148,25 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         p_uncond (float): condition dropout probability.
         ema (dict | None): ``dict(decay=0.999, start_iter=0)``; None: no EMA.
         default_sample (dict): defaults of :meth:`sample`.
+        t_min (float): t ~ U[t_min, 1].
+        data_preprocessor (dict | nn.Module): the data preprocessor.
+        init_cfg (dict | None): mmengine's weight initialisation config.
     """
 
-    def __init__(self, denoiser, num_classes, image_shape,
-                 schedule=dict(type='cosine'), prediction_type='v',
-                 loss=dict(type='GuidedOutputL2Loss', weighting='v_mse'),
-                 p_uncond=0.1, ema=dict(decay=0.999),
-                 default_sample=dict(steps=64, guidance=2.0, sampler='ddim'),
-                 t_min=1e-4, data_preprocessor=dict(
-                     type='DiffusionDataPreprocessor'), init_cfg=None):
+    def __init__(self, denoiser: dict, num_classes: int,
+                 image_shape: Sequence[int],
+                 schedule: Union[dict, object] = dict(type='cosine'),
+                 prediction_type: str = 'v',
+                 loss: dict = dict(type='GuidedOutputL2Loss',
+                                   weighting='v_mse'),
+                 p_uncond: float = 0.1, ema: Optional[dict] = dict(
+                     decay=0.999),
+                 default_sample: dict = dict(steps=64, guidance=2.0,
+                                             sampler='ddim'),
+                 t_min: float = 1e-4,
+                 data_preprocessor: Union[dict, nn.Module] = dict(
+                     type='DiffusionDataPreprocessor'),
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=build_preprocessor(
             data_preprocessor), init_cfg=init_cfg)
         if prediction_type not in PREDICTION_TYPES:
@@ -168,24 +186,36 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         self._init_ema(ema)
 
     # -- the math of one training example ---------------------------------
-    def x_hat(self, net, z, t, y, w=None):
+    def x_hat(self, net: nn.Module, z: Tensor, t: Tensor, y: Tensor,
+              w: Optional[Tensor] = None) -> Tensor:
         """x_hat = to_x(net(z, t, y, w)) in the model's parameterisation."""
         out = net(z, t, y) if w is None else net(z, t, y, w)
         return to_x(out, z, *self.schedule.alpha_sigma(t),
                     self.prediction_type)
 
-    def null_condition(self, y):
+    def condition_provider(self) -> ClassLabelConditions:
+        """The provider of this model's conditions (null, random, other):
+        class labels, label ``num_classes`` being null. Text models
+        override it."""
+        return build_condition_provider('class', num_classes=self.num_classes)
+
+    def null_condition(self, y: Tensor) -> Tensor:
         """The unconditional input for conditions ``y``: the null class
         ``num_classes`` (text models: the empty prompt's embedding)."""
-        return torch.full_like(y, self.num_classes)
+        return self.condition_provider().null(y)
 
-    def random_condition(self, y, generator=None):
+    def random_condition(self, y: Tensor,
+                         generator: Optional[torch.Generator] = None
+                         ) -> Tensor:
         """A random real condition per sample, shaped like ``y`` (uniform
-        class; text models: another caption of the batch)."""
-        return torch.randint(0, self.num_classes, y.shape, device=y.device,
-                             generator=generator)
+        class, possibly ``y`` itself; text models: another caption of the
+        batch)."""
+        return self.condition_provider().random(y, generator)
 
-    def guided_x_fn(self, labels, w, sample_model='ema', net=None):
+    def guided_x_fn(self, labels: Tensor, w: Tensor,
+                    sample_model: str = 'ema',
+                    net: Optional[nn.Module] = None
+                    ) -> Callable[[Tensor, Tensor], Tensor]:
         """x_fn(z, t) = (1 + w) x_hat(z, t, y) - w x_hat(z, t, null), with the
         conditional and unconditional branch in one batched call."""
         net = net if net is not None else self.pick_net(sample_model)
@@ -203,7 +233,8 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
 
         return x_fn
 
-    def loss(self, x, y):
+    def loss(self, x: Tensor, y: Tensor) -> Dict[str, Tensor]:
+        """The CFG training loss of one batch (see the class docstring)."""
         b = x.shape[0]
         t = torch.rand(b, device=x.device) * (1 - self.t_min) + self.t_min
         eps = torch.randn_like(x)

@@ -5,10 +5,9 @@ is a diffusers adapter, whose ``image_shape`` is the latent shape and whose
 data preprocessor is a :class:`LatentDataPreprocessor` (VAE encode on the
 way in, ``decode`` in :meth:`sample`).
 """
-import torch
-
 from mmdistill.registry import MODELS
 from ..cfg_diffusion import CFGDiffusion
+from ..conditions import TensorConditions, build_condition_provider
 
 
 @MODELS.register_module()
@@ -55,26 +54,8 @@ class TextCFGDiffusion(DiffusersCFGDiffusion):
     set). :meth:`sample` takes prompt strings or embeddings.
     """
 
-    def null_condition(self, y):
-        null = self.data_preprocessor.null_embedding().to(y.device, y.dtype)
-        return null.expand(y.shape[0], *null.shape[1:])
-
-    def random_condition(self, y, generator=None):
-        """The condition of sample (i + k) mod B, k ~ U{1..B-1}: another
-        caption of the batch (itself when B = 1)."""
-        b = y.shape[0]
-        if b < 2:
-            return y
-        k = torch.randint(1, b, (b, ), generator=generator, device='cpu')
-        idx = (torch.arange(b) + k) % b
-        return y[idx.to(y.device)]
-
-
-def _text_condition_provider(self):
-    """Conditioning replacement for prompts: null = the empty prompt's
-    embedding, other = another caption of the batch."""
-    from mmdistill.models.distillers.conditioning import TensorConditions
-    return TensorConditions(self.data_preprocessor.null_embedding())
-
-
-TextCFGDiffusion.condition_provider = _text_condition_provider
+    def condition_provider(self) -> TensorConditions:
+        """Conditioning for prompts: null = the empty prompt's embedding,
+        other (and random) = another caption of the batch."""
+        return build_condition_provider(
+            'text', data_preprocessor=self.data_preprocessor)

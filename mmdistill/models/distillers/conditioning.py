@@ -15,68 +15,22 @@ pairs.
 
 The replacement works on any condition tensor whose first dimension is the
 batch (class labels (B,), text embeddings (B, L, D), ...): plug in a
-provider with ``null(cond)`` and ``other(cond, generator)``.
+provider with ``null(cond)`` and ``other(cond, generator)``
+(:mod:`mmdistill.models.conditions`, re-exported here).
 """
 import torch
+from torch import Tensor
 
+from mmdistill.models.conditions import (ClassLabelConditions,
+                                         ConditionProvider, Generator,
+                                         TensorConditions,
+                                         build_condition_provider)
 from mmdistill.utils import UserError
 
-
-class ClassLabelConditions:
-    """Condition provider for class labels; label ``num_classes`` is null.
-
-    Args:
-        num_classes (int): number of real classes.
-    """
-
-    def __init__(self, num_classes):
-        self.num_classes = int(num_classes)
-
-    def null(self, cond):
-        """The null class for every sample."""
-        return torch.full_like(cond, self.num_classes)
-
-    def other(self, cond, generator=None):
-        """A uniformly random real class different from ``cond``:
-        (c + k) mod K with k ~ U{1, ..., K-1}; a null label gets any real
-        class."""
-        k = self.num_classes
-        if k < 2:
-            return torch.randint(0, k, cond.shape, generator=generator,
-                                 device=cond.device)
-        shift = torch.randint(1, k, cond.shape, generator=generator,
-                              device=cond.device)
-        any_cls = torch.randint(0, k, cond.shape, generator=generator,
-                                device=cond.device)
-        return torch.where(cond >= k, any_cls, (cond + shift) % k)
-
-
-class TensorConditions:
-    """Condition provider for embedding tensors (B, ...): ``null_embedding``
-    (broadcastable to one sample) is the unconditional embedding; ``other``
-    takes the condition of another sample of the batch (a random
-    derangement when B > 1; a pool of embeddings may be given instead).
-
-    Args:
-        null_embedding (Tensor): embedding of the empty condition.
-        pool (Tensor, optional): (P, ...) embeddings to draw others from.
-    """
-
-    def __init__(self, null_embedding, pool=None):
-        self.null_embedding, self.pool = null_embedding, pool
-
-    def null(self, cond):
-        return self.null_embedding.to(cond).expand_as(cond).clone()
-
-    def other(self, cond, generator=None):
-        b = cond.shape[0]
-        if self.pool is not None:
-            idx = torch.randint(0, len(self.pool), (b, ), generator=generator)
-            return self.pool[idx].to(cond)
-        if b < 2:
-            return cond.clone()
-        shift = torch.randint(1, b, (b, ), generator=generator)
-        return cond[(torch.arange(b) + shift) % b]
+__all__ = [
+    'ClassLabelConditions', 'ConditionProvider', 'ConditionReplacer',
+    'TensorConditions', 'build_condition_provider'
+]
 
 
 class ConditionReplacer:
@@ -86,11 +40,12 @@ class ConditionReplacer:
 
     Args:
         provider: object with ``null(cond)`` and ``other(cond, generator)``.
-        p_drop (float): probability of the null condition.
-        p_replace (float): probability of a random other condition.
+        p_drop: probability of the null condition.
+        p_replace: probability of a random other condition.
     """
 
-    def __init__(self, provider, p_drop=0.0, p_replace=0.0):
+    def __init__(self, provider: ConditionProvider, p_drop: float = 0.0,
+                 p_replace: float = 0.0) -> None:
         for name, p in (('p_drop', p_drop), ('p_replace', p_replace)):
             if not 0.0 <= float(p) <= 1.0:
                 raise UserError(f'{name} must be in [0, 1], got {p}')
@@ -101,10 +56,11 @@ class ConditionReplacer:
         self.p_drop, self.p_replace = float(p_drop), float(p_replace)
 
     @property
-    def active(self):
+    def active(self) -> bool:
+        """Whether any condition is ever replaced."""
         return self.p_drop > 0 or self.p_replace > 0
 
-    def __call__(self, cond, generator=None):
+    def __call__(self, cond: Tensor, generator: Generator = None) -> Tensor:
         """Return the per-sample replaced conditions (same shape)."""
         if not self.active:
             return cond

@@ -1,25 +1,22 @@
 """Stage 2: progressive distillation (Salimans & Ho, ICLR 2022) of a
 w-conditioned student (Meng et al., stage 2)."""
 import copy
+from typing import Optional, Sequence, Union
 
 import torch
-from mmengine.model import BaseModel
-from torch import nn
+from torch import Tensor, nn
 
-from mmdistill.diffusion import (PREDICTION_TYPES, bcast, build_schedule,
-                                 ddim_step, from_x, progressive_target, to_x)
-from mmdistill.models.cfg_diffusion import EMAMixin, build_preprocessor
+from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule, ddim_step,
+                                 progressive_target)
 from mmdistill.models.sampling import GuidedSamplingMixin
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
-from .conditioning import (ClassLabelConditions, ConditionReplacer,
-                           TensorConditions)
-from .guidance_distiller import build_feature_matching
-from .teacher import (FrozenTeacherMixin, check_w_range, freeze,
-                      load_net_weights, per_sample_uniform)
+from .base import BaseCFGDistiller
+from .conditioning import ConditionProvider, build_condition_provider
+from .teacher import freeze, load_net_weights
 
 
-def check_power_of_two_ratio(n_start, n_end):
+def check_power_of_two_ratio(n_start: int, n_end: int) -> None:
     """One-line error unless n_start = 2^k * n_end, k >= 0."""
     if not (isinstance(n_start, int) and isinstance(n_end, int)) or \
             n_end < 1 or n_start < n_end:
@@ -33,8 +30,7 @@ def check_power_of_two_ratio(n_start, n_end):
 
 
 @MODELS.register_module()
-class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
-                           BaseModel):
+class ProgressiveDistiller(BaseCFGDistiller):
     """One student step t -> t'' = t - 1/N learns two teacher DDIM steps
     t -> t' = t - 1/(2N) -> t''.
 
@@ -69,19 +65,27 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         ema (dict | None): student EMA (the paper uses none).
         default_sample (dict): ``sample()`` defaults; steps default to the
             current N.
+        data_preprocessor (dict | nn.Module): the data preprocessor (a
+            text model's gives the empty prompt's embedding).
+        init_cfg (dict | None): mmengine's weight initialisation config.
     """
 
-    def __init__(self, student, num_classes, image_shape, teacher_ckpt=None,
-                 num_steps=32, schedule=dict(type='cosine'),
-                 prediction_type='v', w_min=0.0, w_max=4.0,
-                 loss=dict(type='GuidedOutputL2Loss', weighting='snr_trunc'),
-                 p_drop=0.0, p_replace=0.0, feature_matching=None, ema=None,
-                 default_sample=dict(guidance=2.0, sampler='ddim'),
-                 data_preprocessor=dict(type='DiffusionDataPreprocessor'),
-                 init_cfg=None):
-        super().__init__(data_preprocessor=build_preprocessor(
-            data_preprocessor), init_cfg=init_cfg)
-        check_w_range(w_min, w_max)
+    def __init__(self, student: dict, num_classes: int,
+                 image_shape: Sequence[int],
+                 teacher_ckpt: Optional[str] = None, num_steps: int = 32,
+                 schedule: Union[dict, object] = dict(type='cosine'),
+                 prediction_type: str = 'v', w_min: float = 0.0,
+                 w_max: float = 4.0,
+                 loss: dict = dict(type='GuidedOutputL2Loss',
+                                   weighting='snr_trunc'),
+                 p_drop: float = 0.0, p_replace: float = 0.0,
+                 feature_matching: Optional[dict] = None,
+                 ema: Optional[dict] = None,
+                 default_sample: dict = dict(guidance=2.0, sampler='ddim'),
+                 data_preprocessor: Union[dict, nn.Module] = dict(
+                     type='DiffusionDataPreprocessor'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(w_min, w_max, data_preprocessor, init_cfg)
         if prediction_type not in PREDICTION_TYPES:
             raise UserError(f'prediction_type must be one of '
                             f'{PREDICTION_TYPES}, got {prediction_type!r}')
@@ -98,24 +102,13 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         self.schedule = build_schedule(schedule)
         self.prediction_type = prediction_type
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
-        self.w_min, self.w_max = float(w_min), float(w_max)
-        self.loss_fn = MODELS.build(loss)
-        if getattr(self.net, 'condition_type', 'class') == 'text':
-            provider = TensorConditions(
-                self.data_preprocessor.null_embedding())
-        else:
-            provider = ClassLabelConditions(num_classes)
-        self.replacer = ConditionReplacer(provider,
-                                          p_drop, p_replace)
         self.register_buffer('num_steps', torch.tensor(num_steps))
-        self.default_sample = dict(default_sample)
-        self._init_ema(ema)
-        self.feature_loss = build_feature_matching(feature_matching, self,
-                                                   self.teacher)
+        self._init_distillation(loss, p_drop, p_replace, ema,
+                                feature_matching, default_sample)
 
     # -- state changes driven by the hook ----------------------------------
     @torch.no_grad()
-    def start_stage(self, num_steps):
+    def start_stage(self, num_steps: int) -> None:
         """Begin a halving stage: teacher <- student (EMA if any), student
         EMA <- student, N <- ``num_steps``."""
         src = self.pick_net('ema')
@@ -124,7 +117,8 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
             self.net_ema.load_state_dict(self.net.state_dict())
         self.num_steps.fill_(int(num_steps))
 
-    def load_state_dict(self, state_dict, strict=True, assign=False):
+    def load_state_dict(self, state_dict: dict, strict: bool = True,
+                        assign: bool = False):
         """As ``nn.Module.load_state_dict``; a student file
         (``student_{N}step.pth``: ``net.*`` and ``num_steps`` only) loads
         strictly too: the missing teacher (and EMA) weights are taken from
@@ -141,29 +135,41 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
             state['num_updates'] = self.num_updates.clone()
         return super().load_state_dict(state, strict=strict, assign=assign)
 
-    # -- model math --------------------------------------------------------
-    def x_hat(self, net, z, t, y, w):
-        """x_hat = to_x(net(z, t, y, w))."""
-        return to_x(net(z, t, y, w), z, *self.schedule.alpha_sigma(t),
-                    self.prediction_type)
+    # -- the stage-2 parts of the loss ------------------------------------
+    def condition_provider(self) -> ConditionProvider:
+        """From the student's ``condition_type`` (no teacher model object
+        here): prompts (the data preprocessor's empty prompt) or class
+        labels."""
+        return build_condition_provider(
+            getattr(self.net, 'condition_type', 'class'), self.num_classes,
+            self.data_preprocessor)
 
-    def guided_x_fn(self, labels, w, sample_model='ema'):
-        """x_fn(z, t) = x_S(z, t, y, w): one evaluation per step."""
-        net = self.pick_net(sample_model)
-        return lambda z, t: self.x_hat(net, z, t, labels, w)
-
-    @torch.no_grad()
-    def sample(self, labels, noise=None, steps=None, **kwargs):
-        """:meth:`GuidedSamplingMixin.sample` with steps defaulting to the
-        current N."""
-        steps = int(self.num_steps) if steps is None and \
-            'steps' not in self.default_sample else steps
-        return GuidedSamplingMixin.sample(self, labels, noise, steps,
-                                          **kwargs)
+    def sample_t(self, b: int, device: torch.device,
+                 dtype: torch.dtype) -> Tensor:
+        """t = i / N on the student grid, i ~ U{1, ..., N}."""
+        n = self.host_value('num_steps')
+        i = torch.randint(1, n + 1, (b, )).to(device)
+        return i.to(dtype) / n
 
     @torch.no_grad()
-    def teacher_two_steps(self, z, t, y, w, n):
-        """z_t'' after two teacher DDIM steps t -> t - 1/(2n) -> t - 1/n."""
+    def teacher_target(self, z: Tensor, t: Tensor, y: Tensor,
+                       w: Tensor) -> Tensor:
+        """x~ = (z_t'' - (sigma_t''/sigma_t) z_t)
+        / (alpha_t'' - (sigma_t''/sigma_t) alpha_t), z_t'' after two
+        teacher DDIM steps (:meth:`teacher_two_steps`)."""
+        z2, t2 = self.teacher_two_steps(z, t, y, w,
+                                        self.host_value('num_steps'))
+        return progressive_target(z, z2, *self.schedule.alpha_sigma(t),
+                                  *self.schedule.alpha_sigma(t2))
+
+    @torch.no_grad()
+    def teacher_two_steps(self, z: Tensor, t: Tensor, y: Tensor, w: Tensor,
+                          n: int) -> tuple:
+        """z_t'' after two teacher DDIM steps t -> t - 1/(2n) -> t - 1/n.
+
+        Returns:
+            tuple: (z_t'', t'').
+        """
         net = self.teacher.net
         t1 = (t - 0.5 / n).clamp_min(0)
         t2 = (t - 1.0 / n).clamp_min(0)
@@ -174,34 +180,12 @@ class ProgressiveDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         z2 = ddim_step(z1, self.x_hat(net, z1, t1, y, w), a_1, s_1, a_2, s_2)
         return z2, t2
 
-    def ddp_ignored_names(self):
-        return EMAMixin.ddp_ignored_names(self) + self.teacher_ignored_names()
-
-    def loss(self, x, y):
-        b, n = x.shape[0], self.host_value('num_steps')
-        i = torch.randint(1, n + 1, (b, )).to(x.device)
-        t = i.to(x.dtype) / n
-        w = per_sample_uniform(b, self.w_min, self.w_max, x.device)
-        eps = torch.randn_like(x)
-        a_t, s_t = self.schedule.alpha_sigma(t)
-        z = bcast(a_t, x) * x + bcast(s_t, x) * eps
-        y = self.replacer(y)
-        fl = self.feature_loss
-        if fl is not None:
-            with fl.recorders[1].record() as t_feats:
-                z2, t2 = self.teacher_two_steps(z, t, y, w, n)
-        else:
-            z2, t2 = self.teacher_two_steps(z, t, y, w, n)
-        target_x = progressive_target(z, z2, a_t, s_t,
-                                      *self.schedule.alpha_sigma(t2))
-        if fl is not None:
-            with fl.recorders[0].record() as s_feats:
-                out = self.net(z, t, y, w)
-        else:
-            out = self.net(z, t, y, w)
-        target = from_x(target_x, z, a_t, s_t, self.prediction_type)
-        losses = dict(loss=self.loss_fn(out, target, a_t, s_t,
-                                        self.prediction_type))
-        if fl is not None:
-            losses['loss_feat'] = fl(s_feats, t_feats)
-        return losses
+    @torch.no_grad()
+    def sample(self, labels, noise: Optional[Tensor] = None,
+               steps: Optional[int] = None, **kwargs) -> Tensor:
+        """:meth:`GuidedSamplingMixin.sample` with steps defaulting to the
+        current N."""
+        steps = int(self.num_steps) if steps is None and \
+            'steps' not in self.default_sample else steps
+        return GuidedSamplingMixin.sample(self, labels, noise, steps,
+                                          **kwargs)

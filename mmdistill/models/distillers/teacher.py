@@ -16,6 +16,7 @@ Two kinds of CFG teacher are supported:
 """
 import copy
 import logging
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -29,8 +30,8 @@ from mmdistill.utils import (UserError, load_into, load_state_dict,
 WEIGHT_PREFIXES = ('net_ema.', 'net.')
 
 
-def load_net_weights(net, ckpt_path, what='teacher',
-                     prefixes=WEIGHT_PREFIXES):
+def load_net_weights(net: nn.Module, ckpt_path: str, what: str = 'teacher',
+                     prefixes: Sequence[str] = WEIGHT_PREFIXES) -> str:
     """Load the preferred sub-network of a checkpoint into ``net``.
 
     Takes the first of ``prefixes`` present (EMA first); a bare network
@@ -48,7 +49,7 @@ def load_net_weights(net, ckpt_path, what='teacher',
     return prefix
 
 
-def freeze(module):
+def freeze(module: nn.Module) -> nn.Module:
     """Eval mode and no gradients, in place; returns the module."""
     module.eval()
     for p in module.parameters():
@@ -69,11 +70,14 @@ class PairedDenoiser(nn.Module):
         num_classes (int): number of real classes.
     """
 
-    def __init__(self, cond, uncond, num_classes):
+    def __init__(self, cond: nn.Module, uncond: nn.Module,
+                 num_classes: int) -> None:
         super().__init__()
         self.cond, self.uncond, self.num_classes = cond, uncond, num_classes
 
-    def forward(self, z, t, y, w=None):
+    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                w: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Route each sample to ``cond`` or ``uncond`` by its label."""
         null = y >= self.num_classes
         out = None
         for mask, net in ((~null, self.cond), (null, self.uncond)):
@@ -92,8 +96,10 @@ def _as_cfg(cfg):
     return cfg
 
 
-def build_cfg_teacher(teacher, teacher_ckpt=None, uncond_teacher=None,
-                      uncond_teacher_ckpt=None):
+def build_cfg_teacher(teacher: dict, teacher_ckpt: Optional[str] = None,
+                      uncond_teacher: Optional[dict] = None,
+                      uncond_teacher_ckpt: Optional[str] = None
+                      ) -> nn.Module:
     """Build and freeze a ``CFGDiffusion`` teacher.
 
     Args:
@@ -131,13 +137,15 @@ class FrozenTeacherMixin:
     """Keeps ``self.teacher`` frozen and in eval mode whatever ``train()``
     is called with, and lists it in ``ddp_ignored_names``."""
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True):
+        """``nn.Module.train`` that leaves the teacher in eval mode."""
         super().train(mode)
         if getattr(self, 'teacher', None) is not None:
             self.teacher.eval()
         return self
 
-    def teacher_ignored_names(self):
+    def teacher_ignored_names(self) -> List[str]:
+        """The teacher's parameter and buffer names (for DDP to ignore)."""
         t = getattr(self, 'teacher', None)
         if t is None:
             return []
@@ -206,7 +214,7 @@ class _TrainableView:
         return getattr(self._model, name)
 
 
-def check_w_range(w_min, w_max):
+def check_w_range(w_min: float, w_max: float) -> None:
     """One-line error unless 0 <= w_min <= w_max."""
     if w_min > w_max:
         raise UserError(f'w_min ({w_min}) > w_max ({w_max}); set '
@@ -216,7 +224,10 @@ def check_w_range(w_min, w_max):
                         f'(1+w) x_c - w x_u), got {w_min}')
 
 
-def per_sample_uniform(b, low, high, device, generator=None):
+def per_sample_uniform(b: int, low: float, high: float,
+                       device: torch.device,
+                       generator: Optional[torch.Generator] = None
+                       ) -> torch.Tensor:
     """w ~ U[low, high] per sample, shape (B,)."""
     u = torch.rand(b, generator=generator).to(device)
     return low + (high - low) * u

@@ -9,8 +9,9 @@ by default, so sampling and other forwards neither store features nor pay
 for them.
 """
 import contextlib
+from typing import Callable, Dict, Iterator, List
 
-from torch import nn
+from torch import Tensor, nn
 
 from mmdistill.utils import UserError
 
@@ -19,12 +20,13 @@ class FeatureRecorder:
     """Record the outputs of ``names`` of ``root`` during forward passes.
 
     Args:
-        root (nn.Module): the module the names are relative to.
-        names (list[str]): dotted sub-module names, e.g. ``'net.mid.0'``.
-        what (str): 'student' or 'teacher' (for error messages).
+        root: the module the names are relative to.
+        names: dotted sub-module names, e.g. ``'net.mid.0'``.
+        what: 'student' or 'teacher' (for error messages).
     """
 
-    def __init__(self, root, names, what='student'):
+    def __init__(self, root: nn.Module, names: List[str],
+                 what: str = 'student') -> None:
         self.names = list(dict.fromkeys(names))
         self.data, self.recording, self._handles = {}, False, []
         for name in self.names:
@@ -43,7 +45,7 @@ class FeatureRecorder:
             self._handles.append(mod.register_forward_hook(
                 self._make_hook(name)))
 
-    def _make_hook(self, name):
+    def _make_hook(self, name: str) -> Callable:
 
         def hook(module, args, output):
             if self.recording and name not in self.data:
@@ -53,7 +55,7 @@ class FeatureRecorder:
         return hook
 
     @contextlib.contextmanager
-    def record(self):
+    def record(self) -> Iterator[Dict[str, Tensor]]:
         """Switch recording on inside the ``with`` block (previous records
         are cleared first)."""
         self.data, self.recording = {}, True
@@ -62,7 +64,8 @@ class FeatureRecorder:
         finally:
             self.recording = False
 
-    def remove(self):
+    def remove(self) -> None:
+        """Remove the forward hooks."""
         for h in self._handles:
             h.remove()
         self._handles = []
