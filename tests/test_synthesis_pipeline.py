@@ -251,8 +251,9 @@ def test_dit_adapter_eps_and_time_mapping(tiny_dit):
     labels = torch.tensor([0, 2])  # -> DiT labels 2, 1
     x = gen.x_fn(labels, 0.0)(z, t)
     # independent: the DiT at discrete step t * 1000 - 1, first 4 channels
-    out = gen.net(z, timestep=torch.tensor([999, 499]),
-                  class_labels=torch.tensor([2, 1])).sample
+    raw = gen.model.net.model  # the diffusers DiTTransformer2DModel
+    out = raw(z, timestep=torch.tensor([999, 499]),
+              class_labels=torch.tensor([2, 1])).sample
     assert out.shape[1] == 8
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000,
                                             dtype=torch.float64), 0)
@@ -260,14 +261,14 @@ def test_dit_adapter_eps_and_time_mapping(tiny_dit):
     s = (1 - abar[[999, 499]]).sqrt().float().view(-1, 1, 1, 1)
     assert torch.allclose(x, (z - s * out[:, :4]) / a, atol=1e-4, rtol=1e-4)
     # CFG on x equals (1 + w) x_c - w x_u with the null class 3
-    out_u = gen.net(z, timestep=torch.tensor([999, 499]),
-                    class_labels=torch.tensor([3, 3])).sample
+    out_u = raw(z, timestep=torch.tensor([999, 499]),
+                class_labels=torch.tensor([3, 3])).sample
     x_u = (z - s * out_u[:, :4]) / a
     xg = gen.x_fn(labels, 3.0)(z, t)
     assert torch.allclose(xg, 4 * x - 3 * x_u, atol=1e-3, rtol=1e-3)
-    # encode = latent mean x scaling factor; decode inverts the scaling
+    # encode = latent mean x scaling factor (no shift factor here)
     img = torch.rand(1, 3, 8, 8) * 2 - 1
-    mean = gen.vae.encode(img).latent_dist.mean
+    mean = gen.model.data_preprocessor.vae.vae.encode(img).latent_dist.mean
     assert torch.allclose(gen.encode(img), mean * 0.18215, atol=1e-6)
 
 
@@ -292,9 +293,12 @@ def test_dit_latent_synthesis_end_to_end(tmp_path, tiny_dit):
 
 def test_dit_missing_folders(tmp_path, tiny_dit):
     from mmdistill.synthesis.generators import DiTLatentGenerator
-    with pytest.raises(UserError, match='DiT transformer folder not found'):
+    with pytest.raises(UserError, match='DiTTransformer2DModel .*folder '
+                       'not found: .*nope'):
         DiTLatentGenerator(str(tmp_path / 'nope'), str(tiny_dit / 'vae'))
     (tmp_path / 'empty').mkdir()
-    with pytest.raises(UserError, match='has no config.json'):
+    with pytest.raises(UserError, match=r'VAE\) not found: missing .*empty'
+                       r'.*config\.json') as e:
         DiTLatentGenerator(str(tiny_dit / 'transformer'),
                            str(tmp_path / 'empty'))
+    assert '\n' not in str(e.value)

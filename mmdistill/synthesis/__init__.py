@@ -1,12 +1,14 @@
 """MGD3 dataset synthesis: mode discovery, mode-guided sampling with stop
 guidance, the synthesis pipeline and the evaluation protocol."""
 from .classifiers import ConvNet, ResNetAP
-from .generators import DiTLatentGenerator, PixelTeacherGenerator
+from .generators import (CFGModelGenerator, DiTLatentGenerator,
+                         PixelTeacherGenerator)
 from .holdout import StratifiedHoldout
 from .modes import GMMModes, KMeansModes
 from .pipeline import Synthesizer
 
 __all__ = [
-    'ConvNet', 'DiTLatentGenerator', 'GMMModes', 'KMeansModes',
-    'PixelTeacherGenerator', 'ResNetAP', 'StratifiedHoldout', 'Synthesizer'
+    'CFGModelGenerator', 'ConvNet', 'DiTLatentGenerator', 'GMMModes',
+    'KMeansModes', 'PixelTeacherGenerator', 'ResNetAP', 'StratifiedHoldout',
+    'Synthesizer'
 ]

@@ -366,6 +366,23 @@ class DiffusersDiT(_HookedGuidanceMixin, _DiffusersDenoiser):
     off (conditioning is dropped by the distiller, explicitly). The guidance
     embedding is added to the time-and-label conditioning of every block
     (each block of the diffusers port holds its own copy of the embedder).
+
+    Timestep (one rule for distillation and MGD3 synthesis): continuous t
+    is fed as the float timestep
+
+        timestep(t) = t * K - 1    (not rounded, not clamped),
+
+    the same map as the other adapters. It is not rounded because students
+    are trained at continuous t ~ U[t_min, 1]: a rounded timestep would make
+    the teacher piecewise constant in t while alpha_t, sigma_t (and so
+    x_hat0 = (z - sigma_t eps_hat) / alpha_t) vary continuously, i.e. eps
+    would be predicted for a noise level other than the one of z_t. DiT's
+    sinusoidal timestep embedding is defined for any real timestep. On a
+    sampling grid t_i = i / N with N dividing K (DDPM / DDIM / MGD3 with
+    N = 50, K = 1000) t * K - 1 is the integer index i K / N - 1 anyway
+    (exactly in float32 for every N <= 200 dividing K = 1000, the values
+    diffusers' schedulers use; within 3.1e-5 of it for N = 250 .. 1000), so
+    rounding would change nothing there.
     """
 
     family = 'dit'
