@@ -112,7 +112,7 @@ class CFGModelGenerator:
                  class_labels: Optional[Sequence[int]] = None,
                  num_classes: Optional[int] = None,
                  vae_batch_size: int = 32) -> None:
-        from mmdistill.utils import register_all_modules
+        from mmdistill import register_all_modules
         register_all_modules(init_default_scope=False)
         if sample_model not in ('ema', 'orig'):
             raise UserError(f"sample_model must be 'ema' or 'orig', got "
