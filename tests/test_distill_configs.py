@@ -40,8 +40,8 @@ def run(cfg, work_dir):
 
 
 @pytest.mark.parametrize('name,size,stage2,n_start', [
-    ('cifar10', 32, 'progressive_cifar10_8192to1', 4096),
-    ('imagenet64', 64, 'progressive_imagenet64_1024to1', 512),
+    ('cifar10', 32, 'progressive_cifar10_4096to1', 4096),
+    ('imagenet64', 64, 'progressive_imagenet64_512to1', 512),
 ])
 def test_image_folder_configs_smoke(tmp_path, repo_root, name, size, stage2,
                                     n_start):
@@ -102,7 +102,7 @@ def test_digits_configs(repo_root):
     assert s1.model.teacher_ckpt == 'checkpoints/digits_teacher.pth'
     assert (s1.model.w_min, s1.model.w_max) == (0.0, 4.0)
     s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
-                                  'progressive_digits_64to1.py'))
+                                  'progressive_digits_32to1.py'))
     hook = [h for h in s2.custom_hooks
             if h.type == 'ProgressiveDistillationHook'][0]
     # 64-step first teacher: students 32 -> 1, within max_iters
@@ -114,7 +114,7 @@ def test_digits_zoo_stage2_config(repo_root):
     """The model-zoo recipe: the 256-step stage-1 sampler is the first
     teacher, 8 halvings (128 -> 1 student steps) fit max_iters exactly."""
     s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
-                                  'progressive_digits_256to1.py'))
+                                  'progressive_digits_128to1.py'))
     hook = [h for h in s2.custom_hooks
             if h.type == 'ProgressiveDistillationHook'][0]
     assert 2 * hook.n_start == 256 and hook.n_end == 1

@@ -196,7 +196,7 @@ def _train(repo_root, cfg, work_dir, *extra):
 def _write_cfg(tmp_path, repo_root, exit_after=None):
     save_stage1(tmp_path / 's1.pth', num_classes=10)
     base = os.path.join(repo_root, 'configs', 'progressive',
-                        'progressive_digits_64to1.py')
+                        'progressive_digits_32to1.py')
     hooks = [dict(type='PortableCheckpointHook'),
              dict(type='ProgressiveDistillationHook', n_start=4, n_end=1,
                   iters_per_stage=3)]

@@ -26,7 +26,7 @@ from mmdistill.utils import UserError  # noqa: E402
 
 TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
 STAGE1_CFG = 'configs/guided_distill/guided_distill_digits.py'
-STAGE2_CFG = 'configs/progressive/progressive_digits_64to1.py'
+STAGE2_CFG = 'configs/progressive/progressive_digits_32to1.py'
 
 
 def parse_args():

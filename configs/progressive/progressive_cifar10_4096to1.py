@@ -1,8 +1,9 @@
-# Stage 2 on CIFAR-10 32x32 (Salimans & Ho: 8192 -> 1 steps): the stage-1
-# student sampled with 8192 steps is the first teacher; students of
-# 4096, 2048, ..., 1 steps, 50k updates each (13 halvings), batch 128 in
-# total (8 GPUs x 16), Adam lr 5e-5 annealed linearly to 0 per halving.
-#   bash tools/dist_train.sh configs/progressive/progressive_cifar10_8192to1.py 8
+# Stage 2 on CIFAR-10 32x32 (Salimans & Ho's 8192 -> 1 sampling steps):
+# the stage-1 student sampled with 8192 steps is the first teacher; students
+# of 4096, 2048, ..., 1 steps (the name gives the student steps), 50k
+# updates each (13 halvings), batch 128 in total (8 GPUs x 16), Adam lr 5e-5
+# annealed linearly to 0 per halving.
+#   bash tools/dist_train.sh configs/progressive/progressive_cifar10_4096to1.py 8
 _base_ = [
     '../_base_/datasets/image_folder.py',
     '../_base_/models/guided_distill_cifar10.py',

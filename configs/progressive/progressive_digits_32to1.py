@@ -1,7 +1,7 @@
 # Stage 2 on digits: progressive distillation of the stage-1 student, whose
 # 64-step sampler is the first teacher: students of 32, 16, 8, 4, 2, 1 steps
 # (work_dir/student_{N}step.pth).
-#   python tools/train.py configs/progressive/progressive_digits_64to1.py \
+#   python tools/train.py configs/progressive/progressive_digits_32to1.py \
 #       --cfg-options model.teacher_ckpt=<stage-1 checkpoint>
 _base_ = [
     '../_base_/datasets/digits.py',
