@@ -14,7 +14,6 @@ model = dict(student=dict(in_channels=4),
              image_shape={{_base_.latent_shape}},
              teacher_ckpt='work_dirs/guided_distill_latent_digits/'
              'iter_1500.pth',
-             num_steps=32,
              data_preprocessor={{_base_.latent_preprocessor}})
 custom_hooks = [
     dict(type='PortableCheckpointHook'),

@@ -6,11 +6,10 @@
 #   bash tools/dist_train.sh configs/progressive/progressive_cifar10_4096to1.py 8
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/guided_distill_cifar10.py',
+    '../_base_/models/progressive_distiller_cifar10.py',
     '../_base_/schedules/progressive_50k_per_halving.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage2}}
 train_dataloader = dict(batch_size=16)
 train_cfg = dict(max_iters=13 * 50000)
 custom_hooks = [

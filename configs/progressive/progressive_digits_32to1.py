@@ -9,8 +9,6 @@ _base_ = [
     '../_base_/schedules/progressive_6x500.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(teacher_ckpt='work_dirs/guided_distill_digits/iter_1500.pth',
-             num_steps=32)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
     dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,

@@ -5,11 +5,10 @@
 #   bash tools/dist_train.sh configs/progressive/progressive_dit_xl2_256_32to1.py 8 --amp
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/dit_xl2_256.py',
+    '../_base_/models/progressive_distiller_dit_xl2_256.py',
     '../_base_/schedules/progressive_50k_per_halving.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage2}}
 data_root = 'data/imagenet/train'
 num_classes = 1000
 image_shape = (4, 32, 32)

@@ -6,11 +6,10 @@
 #   bash tools/dist_train.sh configs/progressive/progressive_imagenet64_512to1.py 64
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/guided_distill_imagenet64.py',
+    '../_base_/models/progressive_distiller_imagenet64.py',
     '../_base_/schedules/progressive_50k_per_halving.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage2}}
 data_root = 'data/imagenet64/train'
 num_classes = 1000
 image_shape = (3, 64, 64)
