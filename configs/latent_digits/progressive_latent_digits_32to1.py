@@ -17,7 +17,7 @@ model = dict(student=dict(in_channels=4),
              data_preprocessor={{_base_.latent_preprocessor}})
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=500))

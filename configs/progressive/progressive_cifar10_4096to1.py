@@ -14,7 +14,7 @@ train_dataloader = dict(batch_size=16)
 train_cfg = dict(max_iters=13 * 50000)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=4096, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=5000))

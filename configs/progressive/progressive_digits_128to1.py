@@ -6,8 +6,3 @@
 _base_ = ['./progressive_digits_32to1.py']
 model = dict(num_steps=128)
 train_cfg = dict(max_iters=8 * 500)
-custom_hooks = [
-    dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=128, n_end=1,
-         iters_per_stage=500),
-]

@@ -9,9 +9,11 @@ _base_ = [
     '../_base_/schedules/progressive_6x500.py',
     '../_base_/default_runtime.py',
 ]
+# the first student's N is model.num_steps (32, from the _base_ model); the
+# hook halves it down to n_end
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=500))

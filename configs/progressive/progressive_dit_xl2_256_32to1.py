@@ -19,7 +19,7 @@ optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_iters=6 * 50000)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=5000))

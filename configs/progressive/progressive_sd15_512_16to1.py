@@ -26,7 +26,7 @@ param_scheduler = [
 ]
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=16, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage=iters_per_stage),
 ]
 default_hooks = dict(checkpoint=dict(interval=2000))

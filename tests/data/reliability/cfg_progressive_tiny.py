@@ -5,7 +5,7 @@ model = dict(teacher_ckpt=None, num_steps=4, student=dict(base_channels=8))
 train_cfg = dict(max_iters=9)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=4, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage=3),
 ]
 param_scheduler = [
