@@ -51,3 +51,21 @@ def test_demo_bad_arguments(tmp_path, args, words):
     assert_one_line_error(r.returncode, r.stderr, *words)
     # refused before any stage ran
     assert not (wd / 'teacher').exists() and not (wd / 'stage1').exists()
+
+
+def test_demo_stage2_config_gives_n():
+    """--n-start defaults to the stage-2 config's model.num_steps; the
+    demo finds the halving hook by its type, not a fixed position."""
+    import importlib.util
+    from mmdistill.utils import UserError
+    spec = importlib.util.spec_from_file_location(
+        'demo', os.path.join(ROOT, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    args = demo.parse_args([])
+    assert args.n_start is None and args.stage2_config == demo.STAGE2_CFG
+    assert demo.stage2_settings(demo.STAGE2_CFG) == (32, 1)
+    assert demo.stage2_settings(
+        'configs/progressive/progressive_digits_128to1.py') == (128, 1)
+    with pytest.raises(UserError, match='one ProgressiveDistillationHook'):
+        demo.stage2_settings('configs/teacher/cfg_unet_digits.py')

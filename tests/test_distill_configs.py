@@ -2,6 +2,7 @@
 ImageNet 64x64 stage 1 -> stage 2 on a tiny generated class folder (a few
 iterations, narrow networks), and the digits configs' structure."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from mmdistill.apis import load_config
 from mmdistill.registry import MODELS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_folder(root, size, classes=2, per_class=3):
@@ -20,6 +23,13 @@ def make_folder(root, size, classes=2, per_class=3):
             arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
             Image.fromarray(arr).save(root / f'class{c}' / f'{i}.png')
     return root
+
+
+def progressive_hook(cfg):
+    hooks = [h for h in cfg.custom_hooks
+             if h.type == 'ProgressiveDistillationHook']
+    assert len(hooks) == 1
+    return hooks[0]
 
 
 def tiny(den):
@@ -40,8 +50,8 @@ def run(cfg, work_dir):
 
 
 @pytest.mark.parametrize('name,size,stage2,n_start', [
-    ('cifar10', 32, 'progressive_cifar10_8192to1', 4096),
-    ('imagenet64', 64, 'progressive_imagenet64_1024to1', 512),
+    ('cifar10', 32, 'progressive_cifar10_4096to1', 4096),
+    ('imagenet64', 64, 'progressive_imagenet64_512to1', 512),
 ])
 def test_image_folder_configs_smoke(tmp_path, repo_root, name, size, stage2,
                                     n_start):
@@ -71,9 +81,8 @@ def test_image_folder_configs_smoke(tmp_path, repo_root, name, size, stage2,
     cfg2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
                                     f'{stage2}.py'))
     assert cfg2.model.num_steps == n_start
-    hook = [h for h in cfg2.custom_hooks
-            if h.type == 'ProgressiveDistillationHook'][0]
-    assert hook.n_start == n_start and hook.n_end == 1
+    hook = progressive_hook(cfg2)
+    assert 'n_start' not in hook and hook.n_end == 1
     assert cfg2.train_cfg.max_iters == hook.iters_per_stage * (
         n_start.bit_length())
     cfg2.model.student = tiny(cfg2.model.student)
@@ -102,11 +111,10 @@ def test_digits_configs(repo_root):
     assert s1.model.teacher_ckpt == 'checkpoints/digits_teacher.pth'
     assert (s1.model.w_min, s1.model.w_max) == (0.0, 4.0)
     s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
-                                  'progressive_digits_64to1.py'))
-    hook = [h for h in s2.custom_hooks
-            if h.type == 'ProgressiveDistillationHook'][0]
+                                  'progressive_digits_32to1.py'))
+    hook = progressive_hook(s2)
     # 64-step first teacher: students 32 -> 1, within max_iters
-    assert 2 * hook.n_start == 64 and hook.n_end == 1
+    assert 2 * s2.model.num_steps == 64 and hook.n_end == 1
     assert hook.iters_per_stage * 6 <= s2.train_cfg.max_iters
 
 
@@ -114,10 +122,36 @@ def test_digits_zoo_stage2_config(repo_root):
     """The model-zoo recipe: the 256-step stage-1 sampler is the first
     teacher, 8 halvings (128 -> 1 student steps) fit max_iters exactly."""
     s2 = load_config(os.path.join(repo_root, 'configs', 'progressive',
-                                  'progressive_digits_256to1.py'))
-    hook = [h for h in s2.custom_hooks
-            if h.type == 'ProgressiveDistillationHook'][0]
-    assert 2 * hook.n_start == 256 and hook.n_end == 1
-    assert s2.model.num_steps == hook.n_start
+                                  'progressive_digits_128to1.py'))
+    hook = progressive_hook(s2)
+    assert 2 * s2.model.num_steps == 256 and hook.n_end == 1
+    assert 'n_start' not in hook  # N is set once, in model.num_steps
     assert hook.iters_per_stage * 8 == s2.train_cfg.max_iters
     assert s2.param_scheduler[0].end == hook.iters_per_stage
+
+
+PROGRESSIVE_CONFIGS = sorted(
+    os.path.relpath(os.path.join(d, f), ROOT)
+    for d, _, files in os.walk(os.path.join(ROOT, 'configs'))
+    for f in files if re.fullmatch(r'progressive_.*_\d+to\d+\.py', f))
+
+
+def test_progressive_configs_found():
+    assert len(PROGRESSIVE_CONFIGS) >= 7
+
+
+@pytest.mark.parametrize('path', PROGRESSIVE_CONFIGS)
+def test_progressive_config_names(path):
+    """progressive_<data>_<N_start>to<N_end>.py: the first student takes
+    N_start = model.num_steps steps (set only there), the last N_end; one
+    halving schedule of iters_per_stage per N fills max_iters."""
+    n_start, n_end = map(int, re.search(r'_(\d+)to(\d+)\.py$',
+                                        path).groups())
+    cfg = load_config(os.path.join(ROOT, path))
+    hook = progressive_hook(cfg)
+    assert cfg.model.type == 'ProgressiveDistiller'
+    assert cfg.model.num_steps == n_start and hook.n_end == n_end
+    assert 'n_start' not in hook
+    halvings = (n_start // n_end).bit_length()
+    assert cfg.train_cfg.max_iters == halvings * hook.iters_per_stage
+    assert cfg.param_scheduler[0].end == hook.iters_per_stage

@@ -184,9 +184,68 @@ def test_halving_schedule_and_validation():
         hook.before_train(runner)
 
 
+def _runner(model, it=0, max_iters=15):
+    return SimpleNamespace(model=model, iter=it, max_iters=max_iters)
+
+
+def test_n_start_defaults_to_the_model_num_steps(tmp_path):
+    """N is set once, in model.num_steps: the hook reads it in before_run,
+    before a resume loads the checkpoint's N, and builds the schedule."""
+    m, _ = build(tmp_path, num_steps=4)
+    hook = ProgressiveDistillationHook(n_end=1, iters_per_stage=5)
+    assert hook.stages is None
+    hook.before_run(_runner(m))
+    m.num_steps.fill_(2)  # what a resume at iteration 5 loads
+    hook.before_train(_runner(m, it=5))
+    assert hook.stages == [(4, 5), (2, 5), (1, 5)]
+    assert hook.ends == [5, 10, 15] and int(m.num_steps) == 2
+    # a fresh run: N from the model, set for the first stage
+    fresh = ProgressiveDistillationHook(n_end=2, iters_per_stage=5)
+    m.num_steps.fill_(4)
+    fresh.before_run(_runner(m))
+    fresh.before_train(_runner(m))
+    assert fresh.stages == [(4, 5), (2, 5)] and int(m.num_steps) == 4
+    # the validation errors of an explicit n_start, raised at before_train
+    resumed = ProgressiveDistillationHook(n_end=1, iters_per_stage=5)
+    resumed.before_run(_runner(m))
+    m.num_steps.fill_(1)
+    with pytest.raises(UserError, match='resumed model has N=1 .* N=2'):
+        resumed.before_train(_runner(m, it=5))
+    m.num_steps.fill_(4)
+    for kw, match in [(dict(n_end=3), 'power of two'),
+                      (dict(n_end=1, iters_per_stage=6), 'max_iters')]:
+        bad = ProgressiveDistillationHook(**{'iters_per_stage': 5, **kw})
+        bad.before_run(_runner(m))
+        with pytest.raises(UserError, match=match):
+            bad.before_train(_runner(m))
+    late = ProgressiveDistillationHook(n_end=1, iters_per_stage=5)
+    with pytest.raises(UserError, match='needs a ProgressiveDistiller'):
+        late.before_train(_runner(torch.nn.Linear(1, 1)))
+    with pytest.raises(UserError, match='iters_per_stage'):
+        ProgressiveDistillationHook(n_end=1)
+
+
+def test_explicit_n_start_must_agree_with_the_model(tmp_path):
+    m, _ = build(tmp_path, num_steps=4)
+    same = ProgressiveDistillationHook(n_start=4, n_end=1, iters_per_stage=5)
+    same.before_run(_runner(m))
+    same.before_train(_runner(m))
+    assert same.stages[0] == (4, 5) and int(m.num_steps) == 4
+    bad = ProgressiveDistillationHook(n_start=8, n_end=1, iters_per_stage=5)
+    bad.before_run(_runner(m))
+    with pytest.raises(UserError, match=r'n_start \(8\) contradicts '
+                       r'model.num_steps \(4\)'):
+        bad.before_train(_runner(m, max_iters=100))
+    listed = ProgressiveDistillationHook(stages=[(8, 5), (4, 5)])
+    listed.before_run(_runner(m))
+    with pytest.raises(UserError, match='first N of stages'):
+        listed.before_train(_runner(m))
+
+
 def _train(repo_root, cfg, work_dir, *extra):
     env = dict(os.environ, OMP_NUM_THREADS='1',
-               PYTHONPATH=os.path.join(repo_root, 'tests'))
+               PYTHONPATH=os.pathsep.join([repo_root,
+                                           os.path.join(repo_root, 'tests')]))
     return subprocess.run(
         [sys.executable, 'tools/train.py', str(cfg), '--work-dir',
          str(work_dir), *extra], cwd=repo_root, env=env,
@@ -196,9 +255,9 @@ def _train(repo_root, cfg, work_dir, *extra):
 def _write_cfg(tmp_path, repo_root, exit_after=None):
     save_stage1(tmp_path / 's1.pth', num_classes=10)
     base = os.path.join(repo_root, 'configs', 'progressive',
-                        'progressive_digits_64to1.py')
+                        'progressive_digits_32to1.py')
     hooks = [dict(type='PortableCheckpointHook'),
-             dict(type='ProgressiveDistillationHook', n_start=4, n_end=1,
+             dict(type='ProgressiveDistillationHook', n_end=1,
                   iters_per_stage=3)]
     if exit_after:
         hooks.append(dict(type='ExitAtIterHook', exit_after=exit_after))
@@ -206,8 +265,8 @@ def _write_cfg(tmp_path, repo_root, exit_after=None):
     (tmp_path / name).write_text(f'''
 _base_ = [{base!r}]
 custom_imports = dict(imports=['_stop_hook'], allow_failed_imports=False)
-model = dict(student=dict(base_channels=8), teacher_ckpt={str(tmp_path /
-                                                             "s1.pth")!r})
+model = dict(student=dict(base_channels=8), num_steps=4,
+             teacher_ckpt={str(tmp_path / "s1.pth")!r})
 train_dataloader = dict(batch_size=8)
 train_cfg = dict(max_iters=9)
 param_scheduler = [dict(type='LinearLR', start_factor=1.0, end_factor=0.1,

@@ -26,18 +26,21 @@ from mmdistill.utils import UserError  # noqa: E402
 
 TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
 STAGE1_CFG = 'configs/guided_distill/guided_distill_digits.py'
-STAGE2_CFG = 'configs/progressive/progressive_digits_64to1.py'
+STAGE2_CFG = 'configs/progressive/progressive_digits_32to1.py'
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description='mmdistill digits demo')
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--teacher-iters', type=int, default=None)
     p.add_argument('--stage1-iters', type=int, default=None)
     p.add_argument('--iters-per-halving', type=int, default=None)
-    p.add_argument('--n-start', type=int, default=32,
+    p.add_argument('--stage2-config', default=STAGE2_CFG,
+                   help='the stage-2 (progressive) config')
+    p.add_argument('--n-start', type=int, default=None,
                    help='first student step count of stage 2 (its teacher '
-                   'takes twice as many); a power of two')
+                   'takes twice as many); a power of two (default: the '
+                   "stage-2 config's model.num_steps)")
     p.add_argument('--teacher-ckpt', default=None,
                    help='use this CFG teacher checkpoint instead of '
                    'training one')
@@ -51,7 +54,21 @@ def parse_args():
     p.add_argument('--quick', action='store_true',
                    help='a smoke run: tiny iteration counts and samples')
     p.add_argument('--debug', action='store_true')
-    return p.parse_args()
+    return p.parse_args(argv)
+
+
+def stage2_settings(config):
+    """The stage-2 config's N (``model.num_steps``) and the position of
+    its ProgressiveDistillationHook in ``custom_hooks`` (for
+    ``--cfg-options``)."""
+    from mmdistill.apis import load_config
+    cfg = load_config(osp.join(ROOT, config))
+    index = [i for i, h in enumerate(cfg.custom_hooks)
+             if h.get('type') == 'ProgressiveDistillationHook']
+    if len(index) != 1:
+        raise UserError(f'{config} needs one ProgressiveDistillationHook in '
+                        f'custom_hooks, found {len(index)}')
+    return cfg.model.num_steps, index[0]
 
 
 def run_stage(name, config, work_dir, last_ckpt, options):
@@ -90,7 +107,8 @@ def main():
     small = ['model.denoiser.base_channels=8'] if q else []
     timings = {}
 
-    n_start = args.n_start
+    n_cfg, hook = stage2_settings(args.stage2_config)
+    n_start = n_cfg if args.n_start is None else args.n_start
     if n_start < 1 or n_start & (n_start - 1):
         raise UserError(f'--n-start must be a power of two, got {n_start}')
     n_stages = n_start.bit_length()  # N_start, N_start/2, ..., 1
@@ -120,11 +138,10 @@ def main():
     s2_dir = osp.join(wd, 'progressive')
     s2_ckpt = osp.join(s2_dir, 'student_1step.pth')
     timings['progressive'] = run_stage(
-        'progressive', STAGE2_CFG, s2_dir, s2_ckpt,
+        'progressive', args.stage2_config, s2_dir, s2_ckpt,
         [f'model.teacher_ckpt={s1_ckpt}', f'model.num_steps={n_start}',
-         f'custom_hooks.1.n_start={n_start}',
          f'train_cfg.max_iters={n_stages * per_half}',
-         f'custom_hooks.1.iters_per_stage={per_half}',
+         f'custom_hooks.{hook}.iters_per_stage={per_half}',
          f'param_scheduler.0.end={per_half}',
          f'default_hooks.checkpoint.interval={n_stages * per_half}'] +
         (['model.student.base_channels=8'] if q else []))

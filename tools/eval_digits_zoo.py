@@ -135,7 +135,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     teacher = init_model(Config.fromfile('configs/teacher/cfg_unet_digits.py'),
                          args.teacher)
-    scfg = Config.fromfile('configs/progressive/progressive_digits_64to1.py')
+    scfg = Config.fromfile('configs/progressive/progressive_digits_128to1.py')
     students = {}
     for n in (1, 2, 4, 8):
         path = osp.join(args.students, f'digits_student_{n}step.pth')

@@ -209,8 +209,8 @@ def run(argv=None):
                   'param_scheduler': lr_schedule(per_half),
                   'custom_hooks': [
                       dict(type='PortableCheckpointHook'),
-                      dict(type='ProgressiveDistillationHook', n_start=n,
-                           n_end=1, iters_per_stage=per_half)]}, timings)
+                      dict(type='ProgressiveDistillationHook', n_end=1,
+                           iters_per_stage=per_half)]}, timings)
 
     from projects.digits.latent_report import evaluate_latent_digits
     t0 = time.time()

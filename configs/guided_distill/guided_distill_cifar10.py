@@ -3,10 +3,9 @@
 #   bash tools/dist_train.sh configs/guided_distill/guided_distill_cifar10.py 8
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/guided_distill_cifar10.py',
+    '../_base_/models/guidance_distiller_cifar10.py',
     '../_base_/schedules/guided_distill_50k.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage1}}
 train_dataloader = dict(batch_size=16)
 default_hooks = dict(checkpoint=dict(interval=5000))

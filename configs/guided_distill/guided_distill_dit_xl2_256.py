@@ -6,11 +6,10 @@
 #   bash tools/dist_train.sh configs/guided_distill/guided_distill_dit_xl2_256.py 8 --amp
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/dit_xl2_256.py',
+    '../_base_/models/guidance_distiller_dit_xl2_256.py',
     '../_base_/schedules/guided_distill_50k.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage1}}
 data_root = 'data/imagenet/train'
 num_classes = 1000
 image_shape = (4, 32, 32)

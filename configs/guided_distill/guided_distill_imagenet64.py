@@ -3,11 +3,10 @@
 #   bash tools/dist_train.sh configs/guided_distill/guided_distill_imagenet64.py 64
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/guided_distill_imagenet64.py',
+    '../_base_/models/guidance_distiller_imagenet64.py',
     '../_base_/schedules/guided_distill_50k.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage1}}
 data_root = 'data/imagenet64/train'
 num_classes = 1000
 image_shape = (3, 64, 64)

@@ -6,11 +6,10 @@
 # grad clip 1, gradient checkpointing of the student.
 #   bash tools/dist_train.sh configs/guided_distill/guided_distill_sd15_512.py 8 --amp
 _base_ = [
-    '../_base_/models/sd15_512.py',
+    '../_base_/models/guidance_distiller_sd15_512.py',
     '../_base_/schedules/guided_distill_50k.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage1}}
 data_root = 'data/captions'
 image_shape = (4, 64, 64)
 train_dataloader = dict(

@@ -14,11 +14,10 @@ model = dict(student=dict(in_channels=4),
              image_shape={{_base_.latent_shape}},
              teacher_ckpt='work_dirs/guided_distill_latent_digits/'
              'iter_1500.pth',
-             num_steps=32,
              data_preprocessor={{_base_.latent_preprocessor}})
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=500))

@@ -5,11 +5,10 @@
 #   bash tools/dist_train.sh configs/progressive/progressive_dit_xl2_256_32to1.py 8 --amp
 _base_ = [
     '../_base_/datasets/image_folder.py',
-    '../_base_/models/dit_xl2_256.py',
+    '../_base_/models/progressive_distiller_dit_xl2_256.py',
     '../_base_/schedules/progressive_50k_per_halving.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage2}}
 data_root = 'data/imagenet/train'
 num_classes = 1000
 image_shape = (4, 32, 32)
@@ -20,7 +19,7 @@ optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_iters=6 * 50000)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=5000))

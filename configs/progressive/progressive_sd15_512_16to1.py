@@ -4,11 +4,10 @@
 # batch 64 in total (8 GPUs x 8), Adam lr 1e-5 annealed to 0 per halving.
 #   bash tools/dist_train.sh configs/progressive/progressive_sd15_512_16to1.py 8 --amp
 _base_ = [
-    '../_base_/models/sd15_512.py',
+    '../_base_/models/progressive_distiller_sd15_512.py',
     '../_base_/schedules/progressive_50k_per_halving.py',
     '../_base_/default_runtime.py',
 ]
-model = {{_base_.stage2}}
 data_root = 'data/captions'
 image_shape = (4, 64, 64)
 iters_per_stage = 10000
@@ -27,7 +26,7 @@ param_scheduler = [
 ]
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=16, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage=iters_per_stage),
 ]
 default_hooks = dict(checkpoint=dict(interval=2000))

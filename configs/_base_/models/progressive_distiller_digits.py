@@ -1,21 +1,17 @@
-# Stage 2 on digits: progressive distillation of the stage-1 student
-# (same CompactUNet, plus the guidance embedding).
+# Stage 2 on digits: progressive distillation of the stage-1 student (the
+# teacher's CompactUNet of configs/_base_/models/cfg_unet_digits.py plus the
+# guidance embedding). N (student steps of the first halving) is num_steps.
+_base_ = ['./cfg_unet_digits.py']
 model = dict(
+    _delete_=True,
     type='ProgressiveDistiller',
-    student=dict(
-        type='CompactUNet',
-        in_channels=1,
-        base_channels=32,
-        channel_mult=(1, 2),
-        num_res_blocks=1,
-        num_classes=10,
-        guidance_embed=True),
+    student=dict(_base_.model.denoiser, guidance_embed=True),
     teacher_ckpt='work_dirs/guided_distill_digits/iter_1500.pth',
-    num_classes=10,
-    image_shape=(1, 8, 8),
+    num_classes=_base_.model.num_classes,
+    image_shape=_base_.model.image_shape,
     num_steps=32,
-    schedule=dict(type='cosine'),
-    prediction_type='v',
+    schedule=_base_.model.schedule,
+    prediction_type=_base_.model.prediction_type,
     w_min=0.0,
     w_max=4.0,
     loss=dict(type='GuidedOutputL2Loss', weighting='snr_trunc'),

@@ -1,5 +1,6 @@
 """Halving schedule of progressive distillation (Salimans & Ho, ICLR 2022)."""
 import os.path as osp
+from typing import Any, List, Optional, Sequence, Tuple
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -8,7 +9,12 @@ from mmdistill.registry import HOOKS
 from mmdistill.utils import UserError, atomic_torch_save
 
 
-def halving_stages(n_start=None, n_end=1, iters_per_stage=None, stages=None):
+def halving_stages(
+        n_start: Optional[int] = None,
+        n_end: int = 1,
+        iters_per_stage: Optional[int] = None,
+        stages: Optional[Sequence[Tuple[int, int]]] = None
+) -> List[Tuple[int, int]]:
     """The list [(N, iters)] of student step counts and their lengths.
 
     Either ``n_start``/``n_end``/``iters_per_stage`` (N = n_start,
@@ -63,9 +69,15 @@ class ProgressiveDistillationHook(Hook):
     model's ``num_steps`` buffer, and the restart happens before the
     checkpoint hooks run, so ``--resume`` continues exactly.
 
+    N is set once, in the model: ``n_start=None`` (the default) means the
+    model's ``num_steps`` as configured (read in ``before_run``, before a
+    resumed checkpoint is loaded). An explicit ``n_start`` (or the first N
+    of ``stages``) must equal it; a contradiction stops training with a
+    one-line ``UserError``.
+
     Args:
-        n_start (int): student steps in the first stage (its teacher takes
-            2 * n_start).
+        n_start (int | None): student steps in the first stage (its teacher
+            takes 2 * n_start); None: the model's ``num_steps``.
         n_end (int): student steps in the last stage.
         iters_per_stage (int): iterations per stage.
         stages (list[tuple[int, int]] | None): explicit (N, iters) list
@@ -78,24 +90,56 @@ class ProgressiveDistillationHook(Hook):
     # after ParamSchedulerHook (LOW = 70), before CheckpointHook (90)
     priority = 80
 
-    def __init__(self, n_start=None, n_end=1, iters_per_stage=None,
-                 stages=None, save_dir=None,
-                 filename_tmpl='student_{}step.pth'):
-        self.stages = halving_stages(n_start, n_end, iters_per_stage, stages)
-        self.ends = []
-        total = 0
-        for _, k in self.stages:
+    def __init__(self,
+                 n_start: Optional[int] = None,
+                 n_end: int = 1,
+                 iters_per_stage: Optional[int] = None,
+                 stages: Optional[Sequence[Tuple[int, int]]] = None,
+                 save_dir: Optional[str] = None,
+                 filename_tmpl: str = 'student_{}step.pth') -> None:
+        if stages is None and iters_per_stage is None:
+            raise UserError('ProgressiveDistillationHook needs n_start '
+                            "(default: the model's num_steps), n_end and "
+                            'iters_per_stage, or stages=[(N, iters), ...]')
+        self.n_start, self.n_end = n_start, n_end
+        self.iters_per_stage, self._stages_arg = iters_per_stage, stages
+        self.save_dir, self.filename_tmpl = save_dir, filename_tmpl
+        # the configured N of the model, recorded in before_run
+        self._model_n: Optional[int] = None
+        self.stages: Optional[List[Tuple[int, int]]] = None
+        self.ends: List[int] = []
+        self.total_iters = 0
+        if n_start is not None or stages is not None:
+            self._set_stages(
+                halving_stages(n_start, n_end, iters_per_stage, stages))
+
+    def _set_stages(self, stages: List[Tuple[int, int]]) -> None:
+        self.stages, self.ends, total = stages, [], 0
+        for _, k in stages:
             total += k
             self.ends.append(total)
         self.total_iters = total
-        self.save_dir, self.filename_tmpl = save_dir, filename_tmpl
+
+    def _resolve_stages(self, model_n: int) -> None:
+        """The schedule from the model's configured N (``n_start=None``),
+        or a check that an explicit start agrees with it."""
+        if self.stages is None:
+            self._set_stages(halving_stages(model_n, self.n_end,
+                                            self.iters_per_stage))
+        elif self.stages[0][0] != model_n:
+            what = ('n_start' if self._stages_arg is None else
+                    'the first N of stages')
+            raise UserError(
+                f'ProgressiveDistillationHook {what} ({self.stages[0][0]}) '
+                f'contradicts model.num_steps ({model_n}); set N once, in '
+                'model.num_steps (n_start defaults to it)')
 
     @staticmethod
-    def _model(runner):
+    def _model(runner: Any) -> Any:
         m = runner.model
         return m.module if hasattr(m, 'module') else m
 
-    def stage_at(self, it):
+    def stage_at(self, it: int) -> int:
         """Index of the stage iteration ``it`` (0-based) belongs to; the last
         stage continues after the schedule ends."""
         for k, e in enumerate(self.ends):
@@ -103,17 +147,34 @@ class ProgressiveDistillationHook(Hook):
                 return k
         return len(self.stages) - 1
 
-    def before_train(self, runner):
+    def before_run(self, runner: Any) -> None:
+        """Record the model's configured N (a resume loads the checkpoint's
+        N later, in ``load_or_resume``)."""
+        model = self._model(runner)
+        if hasattr(model, 'num_steps'):
+            self._model_n = int(model.num_steps)
+
+    @staticmethod
+    def _check_model(model: Any) -> None:
+        if not hasattr(model, 'start_stage'):
+            raise UserError('ProgressiveDistillationHook needs a '
+                            'ProgressiveDistiller model')
+
+    def before_train(self, runner: Any) -> None:
+        """Resolve and check the schedule, then set (fresh run) or check
+        (resumed run) the model's N for the current iteration."""
+        model = self._model(runner)
+        if self.stages is None or self._model_n is not None:
+            self._check_model(model)
+            self._resolve_stages(self._model_n if self._model_n is not None
+                                 else int(model.num_steps))
         if self.total_iters > runner.max_iters:
             raise UserError(
                 f'halving schedule takes {self.total_iters} iterations '
                 f'({len(self.stages)} stages) but max_iters is '
                 f'{runner.max_iters}; raise train_cfg.max_iters or shorten '
                 'the stages')
-        model = self._model(runner)
-        if not hasattr(model, 'start_stage'):
-            raise UserError('ProgressiveDistillationHook needs a '
-                            'ProgressiveDistiller model')
+        self._check_model(model)
         n = self.stages[self.stage_at(runner.iter)][0]
         if runner.iter == 0:
             model.num_steps.fill_(n)
@@ -124,12 +185,14 @@ class ProgressiveDistillationHook(Hook):
                 f'{runner.iter}; resume with the config of the interrupted '
                 'run')
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
+    def before_train_iter(self, runner: Any, batch_idx: int,
+                          data_batch: Any = None) -> None:
         runner.message_hub.update_scalar(
             'train/num_steps', int(self._model(runner).num_steps))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
+    def after_train_iter(self, runner: Any, batch_idx: int,
+                         data_batch: Any = None,
+                         outputs: Any = None) -> None:
         done = runner.iter + 1
         if done not in self.ends:
             return
@@ -145,7 +208,10 @@ class ProgressiveDistillationHook(Hook):
                 f'progressive distillation: {n}-step student saved; '
                 f'teacher <- student, N {n} -> {n_next} at iteration {done}')
 
-    def save_student(self, runner, model, n, done):
+    def save_student(self, runner: Any, model: Any, n: int,
+                     done: int) -> None:
+        """Write the EMA (else live) student of the N = ``n`` stage, ended
+        at iteration ``done``, to ``student_{n}step.pth`` (main process)."""
         if not is_main_process():
             return
         net = model.pick_net('ema')
@@ -161,7 +227,7 @@ class ProgressiveDistillationHook(Hook):
         runner.logger.info(f'saved {n}-step student to {path}')
 
     @staticmethod
-    def restart_optimization(runner):
+    def restart_optimization(runner: Any) -> None:
         """Clear optimizer state and rebuild-equivalently reset every
         parameter scheduler (value <- initial value, counters <- -1, one
         ``step()`` as in the scheduler's constructor)."""

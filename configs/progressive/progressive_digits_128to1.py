@@ -1,13 +1,8 @@
 # Stage 2 on digits, the model-zoo recipe: progressive distillation from the
 # stage-1 student's 256-step sampler, students of 128, 64, ..., 2, 1 steps,
 # 500 iterations per halving (checkpoints/digits_student_{N}step.pth).
-#   python tools/train.py configs/progressive/progressive_digits_256to1.py \
+#   python tools/train.py configs/progressive/progressive_digits_128to1.py \
 #       --cfg-options model.teacher_ckpt=<stage-1 checkpoint>
-_base_ = ['./progressive_digits_64to1.py']
+_base_ = ['./progressive_digits_32to1.py']
 model = dict(num_steps=128)
 train_cfg = dict(max_iters=8 * 500)
-custom_hooks = [
-    dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=128, n_end=1,
-         iters_per_stage=500),
-]

@@ -1,7 +1,7 @@
 # Stage 2 on digits: progressive distillation of the stage-1 student, whose
 # 64-step sampler is the first teacher: students of 32, 16, 8, 4, 2, 1 steps
 # (work_dir/student_{N}step.pth).
-#   python tools/train.py configs/progressive/progressive_digits_64to1.py \
+#   python tools/train.py configs/progressive/progressive_digits_32to1.py \
 #       --cfg-options model.teacher_ckpt=<stage-1 checkpoint>
 _base_ = [
     '../_base_/datasets/digits.py',
@@ -9,11 +9,11 @@ _base_ = [
     '../_base_/schedules/progressive_6x500.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(teacher_ckpt='work_dirs/guided_distill_digits/iter_1500.pth',
-             num_steps=32)
+# the first student's N is model.num_steps (32, from the _base_ model); the
+# hook halves it down to n_end
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
-    dict(type='ProgressiveDistillationHook', n_start=32, n_end=1,
+    dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
 ]
 default_hooks = dict(checkpoint=dict(interval=500))
