@@ -1,12 +1,13 @@
 """Runner, hooks, loops and optimizer wrappers."""
 from .hooks import (AtomicCheckpointHook, PortableCheckpointHook,
                     ProgressiveDistillationHook)
-from .loops import GenerativeTestLoop, GenerativeValLoop
+from .loops import GenerativeLoop, GenerativeTestLoop, GenerativeValLoop
 from .optim_wrapper import SafeAmpOptimWrapper, SafeOptimWrapper
 from .runner import DistillRunner, init_cpu_dist, resume_allowlist
 
 __all__ = [
-    'AtomicCheckpointHook', 'DistillRunner', 'GenerativeTestLoop',
+    'AtomicCheckpointHook', 'DistillRunner', 'GenerativeLoop',
+    'GenerativeTestLoop',
     'GenerativeValLoop', 'PortableCheckpointHook',
     'ProgressiveDistillationHook', 'SafeAmpOptimWrapper', 'SafeOptimWrapper',
     'init_cpu_dist', 'resume_allowlist'
