@@ -39,7 +39,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
 from mmdistill.registry import MODEL_WRAPPERS
-from mmdistill.utils import UserError, atomic_torch_save, load_state_dict
+from mmdistill.utils import (UserError, atomic_torch_save,
+                             complete_student_state, load_state_dict)
 
 
 def resume_allowlist():
@@ -178,7 +179,8 @@ class DistillRunner(Runner):
                 f'checkpoint {filename} does not match the configured '
                 f'architecture ({what}); use the config the checkpoint was '
                 'trained with')
-        checkpoint = dict(state_dict=state)
+        revised = complete_student_state(own, revised, filename)
+        checkpoint = dict(state_dict=revised)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)

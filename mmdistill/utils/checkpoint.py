@@ -120,3 +120,39 @@ def atomic_write(path, write_fn, mode='wb'):
 def atomic_torch_save(obj, path):
     """torch.save through :func:`atomic_write`."""
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def complete_student_state(own, state, path, what='checkpoint'):
+    """Check that ``state`` holds every trained weight of a model whose own
+    state dict is ``own``, and fill a missing EMA from the raw weights.
+
+    ``net.*`` (the trained network) must be complete. ``net_ema.*`` is used
+    when the file has it (then it must be complete too); a file without any
+    ``net_ema.*`` (e.g. ``student_{N}step.pth``) gets its EMA copied from
+    ``net.*`` so the model never samples its initial weights. Other missing
+    entries (a teacher loaded from ``teacher_ckpt``, counters) are left to
+    the model. Returns the (possibly extended) state.
+
+    Raises:
+        UserError: naming how many keys of which prefix are missing.
+    """
+    state = dict(state)
+    for prefix in ('net.', 'net_ema.'):
+        wanted = [k for k in own if k.startswith(prefix)]
+        if not wanted:
+            continue
+        present = [k for k in state if k.startswith(prefix)]
+        if prefix == 'net_ema.' and not present:
+            for k in wanted:
+                src = 'net.' + k[len(prefix):]
+                if src in state:
+                    state[k] = state[src]
+            continue
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise UserError(
+                f'{what} {path} lacks {len(missing)} of the {len(wanted)} '
+                f"weights under '{prefix}' (first: {missing[0]}); it is not "
+                'a complete checkpoint of this model: use a full training '
+                'checkpoint and the config it was trained with')
+    return state

@@ -1,0 +1,97 @@
+"""Reliability findings: each case reproduces a failure through the real
+code path (the real loader, writer, data set or command) and checks the
+one-line error / the correct result."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from _reliability import (ROOT, TEACHER, assert_not_damaged,
+                          assert_one_line_error, env, run_train,
+                          run_train_inprocess, snapshot)
+
+
+# ----------------------------------------------- 1. export of a student
+@pytest.fixture(scope='module')
+def tiny_unet2d(tmp_path_factory):
+    from mmdistill.models.latent.tiny import make_tiny_unet2d
+    return make_tiny_unet2d(str(tmp_path_factory.mktemp('unet2d') / 'm'))
+
+
+def _stage1(folder, ema=dict(decay=0.5)):
+    import mmdistill  # noqa: F401
+    from mmdistill.registry import MODELS
+    den = dict(type='DiffusersUNet2D', pretrained=folder)
+    pre = dict(type='DiffusionDataPreprocessor')
+    teacher = dict(type='DiffusersCFGDiffusion', denoiser=den,
+                   data_preprocessor=pre)
+    return MODELS.build(dict(type='GuidanceDistiller', teacher=teacher,
+                             w_min=0.0, w_max=4.0, ema=ema,
+                             data_preprocessor=pre))
+
+
+def _trained(model):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return {f'net.{k}': v.clone() for k, v in model.net.state_dict().items()}
+
+
+def test_export_net_only_checkpoint_exports_trained_weights(tiny_unet2d,
+                                                            tmp_path):
+    """A ``student_{N}step.pth``-layout file (only ``net.*``) into a config
+    with EMA: the exported network is the trained one, not the
+    initialisation the EMA copy still holds."""
+    from mmdistill.models.latent.export import (export_student,
+                                                load_student_checkpoint)
+    src = _stage1(tiny_unet2d)
+    state = _trained(src)
+    ckpt = tmp_path / 'student_1step.pth'
+    torch.save(dict(state_dict=state), ckpt)
+    fresh = _stage1(tiny_unet2d)
+    load_student_checkpoint(fresh, str(ckpt))
+    out = tmp_path / 'out'
+    export_student(fresh, str(out))
+    from safetensors.torch import load_file
+    exported = load_file(str(out / 'unet' /
+                             'diffusion_pytorch_model.safetensors'))
+    for k, v in exported.items():
+        torch.testing.assert_close(v, state[f'net.model.{k}'])
+
+
+def test_export_incomplete_checkpoint_is_refused(tiny_unet2d, tmp_path):
+    from mmdistill.models.latent.export import load_student_checkpoint
+    from mmdistill.utils import UserError
+    state = _trained(_stage1(tiny_unet2d))
+    one = dict([next(iter(state.items()))])
+    ckpt = tmp_path / 'one_key.pth'
+    torch.save(dict(state_dict=one), ckpt)
+    with pytest.raises(UserError, match=r"lacks \d+ of the \d+ weights "
+                       r"under 'net\.'"):
+        load_student_checkpoint(_stage1(tiny_unet2d), str(ckpt))
+    # an EMA that is present must be complete as well
+    part = dict(state)
+    part['net_ema.' + next(iter(state))[4:]] = one[next(iter(one))]
+    torch.save(dict(state_dict=part), ckpt)
+    with pytest.raises(UserError, match="under 'net_ema.'"):
+        load_student_checkpoint(_stage1(tiny_unet2d), str(ckpt))
+
+
+def test_load_from_incomplete_checkpoint_is_refused(tmp_path):
+    """``load_from`` with a file that holds one matching key: an error, not
+    a model that trains on from its initialisation."""
+    good = tmp_path / 'good'
+    code, err = run_train_inprocess(TEACHER, good, 'train_cfg.max_iters=1')
+    assert code == 0, err[-2000:]
+    state = torch.load(good / 'iter_1.pth', weights_only=False)['state_dict']
+    k = next(k for k in state if k.startswith('net.'))
+    one = tmp_path / 'one.pth'
+    torch.save({k: state[k]}, one)
+    code, err = run_train_inprocess(TEACHER, tmp_path / 'w',
+                                    f'load_from={one}',
+                                    'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, 'lacks', "under 'net.'")
+
