@@ -95,3 +95,84 @@ def test_load_from_incomplete_checkpoint_is_refused(tmp_path):
                                     'train_cfg.max_iters=1')
     assert_one_line_error(code, err, 'lacks', "under 'net.'")
 
+
+# ------------------------------------------------- 2. one run per work dir
+HELPERS = os.path.join(ROOT, 'tests', 'data', 'reliability')
+STALL_CFG = 'tests/data/reliability/cfg_stall.py'
+
+
+def _wait_for(path, proc, timeout=200):
+    import time
+    t0 = time.time()
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, 'the first run never got there'
+        time.sleep(0.05)
+
+
+@pytest.mark.slow  # two real training processes (~25 s)
+def test_second_run_in_the_same_work_dir_is_refused(tmp_path):
+    """Run A stalls in the middle of its iteration-3 checkpoint write (its
+    temporary file is live). Run B, a second real process in the same work
+    dir, is refused with a one-line error naming A, and A's files (its live
+    temporary file included) are untouched. After A is killed its lock is
+    stale: the next run takes it over with a message and trains."""
+    import signal
+
+    from _reliability import train_cmd
+    wd, marker = tmp_path / 'run', tmp_path / 'writing'
+    a = subprocess.Popen(
+        train_cmd(STALL_CFG, wd, 'train_cfg.max_iters=5'), cwd=ROOT,
+        env=env(PYTHONPATH=os.pathsep.join([ROOT, HELPERS]),
+                STALL_MARKER=marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(marker, a)
+        live = [f for f in os.listdir(wd) if f.endswith('.tmp')]
+        assert live, os.listdir(wd)
+        before = snapshot(wd)
+        b = run_train(TEACHER, wd, 'train_cfg.max_iters=1')
+        last = assert_one_line_error(b.returncode, b.stderr, 'in use by',
+                                     f'pid {a.pid}', '--work-dir')
+        assert b.returncode == 2, last
+        assert_not_damaged(before, wd)
+        assert sorted(snapshot(wd)) == sorted(before)  # nothing new either
+    finally:
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+    c = run_train(TEACHER, wd, 'train_cfg.max_iters=3', extra=['--resume'])
+    assert c.returncode == 0, c.stderr[-2000:]
+    assert 'taking over the stale lock' in c.stderr
+    assert f'pid {a.pid}' in c.stderr
+    assert not [f for f in os.listdir(wd) if f.endswith('.tmp')]
+    assert not os.path.exists(wd / '.mmdistill.lock')
+
+
+def test_restart_removes_only_temp_files_of_dead_writers(tmp_path,
+                                                        monkeypatch):
+    """``AtomicCheckpointHook.before_train`` keeps the temporary file of a
+    live writer (a real other process) and removes those of dead ones."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import CheckpointHook
+
+    from mmdistill.engine.hooks.atomic_checkpoint import AtomicCheckpointHook
+    live = subprocess.Popen([sys.executable, '-c',
+                             'import time; time.sleep(60)'])
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    try:
+        keep = tmp_path / f'.iter_3.pth.p{live.pid}.abc123.tmp'
+        gone = tmp_path / f'.iter_2.pth.p{dead.pid}.xyz789.tmp'
+        for f in (keep, gone):
+            f.write_bytes(b'partial')
+        hook = AtomicCheckpointHook(interval=1, out_dir=str(tmp_path))
+        hook.out_dir = str(tmp_path)
+        monkeypatch.setattr(CheckpointHook, 'before_train',
+                            lambda self, runner: None)
+        runner = SimpleNamespace(work_dir=str(tmp_path))
+        hook.before_train(runner)
+        assert keep.exists() and not gone.exists()
+    finally:
+        live.kill()
+        live.wait()

@@ -23,6 +23,7 @@ Beyond those repairs the runner is made fault tolerant:
 - a distributed peer that dies is detected within ``MMDISTILL_DIST_TIMEOUT``
   seconds (the collective timeout of the gloo process group).
 """
+import atexit
 import contextlib
 import datetime
 import glob
@@ -39,8 +40,13 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
 from mmdistill.registry import MODEL_WRAPPERS
+from mmdistill.utils.lock import (acquire_work_dir, release_all,
+                                  release_work_dir)
 from mmdistill.utils import (UserError, atomic_torch_save,
                              complete_student_state, load_state_dict)
+
+
+atexit.register(release_all)
 
 
 def resume_allowlist():
@@ -72,6 +78,42 @@ def init_cpu_dist(timeout_s=None):
 class DistillRunner(Runner):
     """``mmengine.runner.Runner`` that resumes on current torch and runs
     multi-process on CPU (gloo) as well as on GPUs (NCCL)."""
+
+    def __init__(self, model, work_dir, *args, **kwargs):
+        # one run per work dir (the main process holds the lock)
+        self._work_dir_lock = None
+        if int(os.environ.get('RANK', '0')) == 0:
+            self._work_dir_lock = acquire_work_dir(work_dir)
+        try:
+            super().__init__(model, work_dir, *args, **kwargs)
+        except BaseException:
+            self.release_work_dir()
+            raise
+
+    def release_work_dir(self):
+        """Give the work-dir lock back (at the end of train / val / test,
+        or when the process exits)."""
+        lock, self._work_dir_lock = self._work_dir_lock, None
+        if lock is not None:
+            release_work_dir(lock)
+
+    def train(self):
+        try:
+            return super().train()
+        finally:
+            self.release_work_dir()
+
+    def val(self):
+        try:
+            return super().val()
+        finally:
+            self.release_work_dir()
+
+    def test(self):
+        try:
+            return super().test()
+        finally:
+            self.release_work_dir()
 
     def setup_env(self, env_cfg):
         if self.distributed and not torch_dist.is_initialized() and \

@@ -99,8 +99,11 @@ def atomic_write(path, write_fn, mode='wb'):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                               suffix='.tmp', dir=folder)
+    # the writer's pid is in the name: a restart removes only the temporary
+    # files of writers that are gone (see ``is_stale_temp``)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{os.path.basename(path)}.p{os.getpid()}.', suffix='.tmp',
+        dir=folder)
     try:
         with os.fdopen(fd, mode) as f:
             write_fn(f)
@@ -115,6 +118,20 @@ def atomic_write(path, write_fn, mode='wb'):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def is_stale_temp(name):
+    """True for a temporary file of :func:`atomic_write` whose writer is
+    this process or no longer runs (its pid is in the name); False for one
+    of a live other process and for files of other origin."""
+    import re
+
+    from .lock import pid_alive
+    m = re.search(r'\.p(\d+)\.[^.]*\.tmp$', os.path.basename(name))
+    if m is None:
+        return False
+    pid = int(m.group(1))
+    return pid == os.getpid() or not pid_alive(pid)
 
 
 def atomic_torch_save(obj, path):
