@@ -176,3 +176,29 @@ def test_restart_removes_only_temp_files_of_dead_writers(tmp_path,
     finally:
         live.kill()
         live.wait()
+
+
+# ---------------------------------- 3. more class folders than num_classes
+def _class_folders(root, n):
+    from PIL import Image
+    for c in range(n):
+        d = root / f'c{c:02d}'
+        d.mkdir(parents=True)
+        Image.new('L', (8, 8), 10 * c).save(d / '0.png')
+    return root
+
+
+@pytest.mark.parametrize('extra', [1, 2])
+def test_more_class_folders_than_num_classes(tmp_path, extra):
+    """10-class model, 10 + ``extra`` class folders: refused before training
+    with both numbers (one extra used to train as the null label, two died
+    with an IndexError)."""
+    from _reliability import FOLDER_CFG
+    root = _class_folders(tmp_path / 'd', 10 + extra)
+    wd = tmp_path / 'w'
+    code, err = run_train_inprocess(
+        FOLDER_CFG, wd, f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.batch_size=12', 'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, f'{10 + extra} class folders',
+                          'num_classes=10')
+    assert not list(wd.glob('*.pth'))

@@ -83,6 +83,7 @@ class ImageFolderDataset(Dataset):
             raise UserError(f'image_size must be a positive integer, got '
                             f'{image_size!r}')
         self.items, classes = scan_class_folders(data_root)
+        self.data_root = data_root
         self.image_size, self.channels = image_size, channels
         self.metainfo = dict(classes=tuple(classes))
         if check_images:

@@ -115,6 +115,13 @@ class DistillRunner(Runner):
         finally:
             self.release_work_dir()
 
+    def build_train_loop(self, loop):
+        loop = super().build_train_loop(loop)
+        dataloader = getattr(loop, 'dataloader', None)
+        if dataloader is not None:
+            check_class_count(self.model, dataloader.dataset)
+        return loop
+
     def setup_env(self, env_cfg):
         if self.distributed and not torch_dist.is_initialized() and \
                 not torch.cuda.is_available():
@@ -229,6 +236,26 @@ class DistillRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+def check_class_count(model, dataset):
+    """The data set may not have more classes than the model: label
+    ``num_classes`` is the null (unconditional) label and larger ones do not
+    exist. Checked when the train loop is built, before any step."""
+    from mmengine.model import is_model_wrapper
+    model = model.module if is_model_wrapper(model) else model
+    k = getattr(model, 'num_classes', None)
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if not isinstance(k, int) or k <= 0 or classes is None:
+        return
+    if len(classes) > k:
+        where = getattr(dataset, 'data_root', None)
+        raise UserError(
+            f'the data set has {len(classes)} class folders'
+            f'{" in " + str(where) if where else ""} but the model has '
+            f'num_classes={k} (label {k} is the null label); set '
+            'model.num_classes (and the denoiser\'s) to the number of '
+            'classes, or remove the extra folders')
 
 
 def is_complete_checkpoint(path):
