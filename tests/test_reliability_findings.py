@@ -202,3 +202,57 @@ def test_more_class_folders_than_num_classes(tmp_path, extra):
     assert_one_line_error(code, err, f'{10 + extra} class folders',
                           'num_classes=10')
     assert not list(wd.glob('*.pth'))
+
+
+# --------------------------------- 4. --resume with a non-resume checkpoint
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    """A finished 2-iteration tiny teacher run."""
+    wd = tmp_path_factory.mktemp('tiny_run')
+    code, err = run_train_inprocess(TEACHER, wd, 'train_cfg.max_iters=2')
+    assert code == 0, err[-2000:]
+    return wd
+
+
+def _not_resume_files(tmp, run):
+    import zipfile
+    good = torch.load(run / 'iter_2.pth', weights_only=False)
+    files = {}
+    files['teacher_weights'] = (os.path.join(ROOT, 'checkpoints',
+                                             'digits_teacher.pth'), [])
+    p = tmp / 'bare.pth'
+    torch.save(good['state_dict'], p)
+    files['bare_state_dict'] = (str(p), [])
+    p = tmp / 'list.pth'
+    torch.save([1, 2, 3], p)
+    files['list_payload'] = (str(p), [])
+    p = tmp / 'notorch.zip'
+    with zipfile.ZipFile(p, 'w') as z:
+        z.writestr('readme.txt', 'a zip, not a torch checkpoint')
+    files['zip_not_torch'] = (str(p), [])
+    files['other_shapes'] = (str(run / 'iter_2.pth'),
+                             ['model.denoiser.base_channels=16'])
+    return files
+
+
+RESUME_WORDS = {
+    'teacher_weights': ['holds model weights only', 'load_from=',
+                        'teacher_ckpt='],
+    'bare_state_dict': ['bare state dict', 'load_from='],
+    'list_payload': ['holds a list', 'iter_*.pth'],
+    'zip_not_torch': ['not a torch checkpoint', 'iter_*.pth'],
+    'other_shapes': ['other shapes', 'net.', 'the config it was trained'],
+}
+
+
+@pytest.mark.parametrize('case', sorted(RESUME_WORDS))
+def test_resume_from_a_file_that_is_not_a_resume_checkpoint(case, tiny_run,
+                                                             tmp_path):
+    path, opts = _not_resume_files(tmp_path, tiny_run)[case]
+    wd = tmp_path / 'w'
+    code, err = run_train_inprocess(TEACHER, wd, 'train_cfg.max_iters=3',
+                                    *opts, extra=['--resume', path])
+    assert_one_line_error(code, err, os.path.basename(path),
+                          *RESUME_WORDS[case])
+    assert not list(wd.glob('*.pth'))
+

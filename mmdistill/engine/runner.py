@@ -203,11 +203,20 @@ class DistillRunner(Runner):
         ``weights_only=True`` (or safetensors) and checked against the model:
         any shape mismatch, or no matching key at all, is an error.
         (Resume files go through :meth:`resume`.)"""
-        if getattr(self, '_resuming', False):
-            return super().load_checkpoint(filename, map_location, strict,
-                                           revise_keys)
         from mmengine.model import is_model_wrapper
         from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        if getattr(self, '_resuming', False):
+            checkpoint = _read_resume_checkpoint(filename, map_location)
+            model = self.model.module if is_model_wrapper(self.model) \
+                else self.model
+            _check_resume_state(filename, checkpoint['state_dict'],
+                                model.state_dict(), revise_keys)
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+            checkpoint = _load_checkpoint_to_model(
+                model, checkpoint, strict, revise_keys=revise_keys)
+            self._has_loaded = True
+            self.logger.info(f'Load checkpoint from {filename}')
+            return checkpoint
         state = load_state_dict(filename, map_location='cpu')
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
@@ -236,6 +245,67 @@ class DistillRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+
+_AS_WEIGHTS = ('to start from these weights pass them as load_from=PATH '
+               '(a teacher for distillation: model.teacher_ckpt=PATH); '
+               '--resume takes an iter_*.pth written by tools/train.py')
+
+
+def _read_resume_checkpoint(filename, map_location):
+    """torch.load a ``--resume`` file (with the allow-list already active)
+    and check that it is a training checkpoint of mmengine's layout."""
+    try:
+        ckpt = torch.load(filename, map_location=map_location)
+    except pickle.UnpicklingError:
+        raise  # DistillRunner.resume names the refused global
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(
+            f'cannot resume from {filename}: it is not a torch checkpoint '
+            f'({first[:120]}); resume from an iter_*.pth written by '
+            'tools/train.py') from e
+    if not isinstance(ckpt, dict):
+        raise UserError(
+            f'cannot resume from {filename}: it holds a '
+            f'{type(ckpt).__name__}, not a training checkpoint; resume from '
+            'an iter_*.pth written by tools/train.py')
+    if 'state_dict' not in ckpt:
+        raise UserError(
+            f'cannot resume from {filename}: it is a bare state dict (model '
+            f'weights, no training state); {_AS_WEIGHTS}')
+    meta = ckpt.get('meta')
+    if not isinstance(meta, dict) or 'message_hub' not in ckpt or \
+            not {'epoch', 'iter'} <= set(meta):
+        raise UserError(
+            f'cannot resume from {filename}: it holds model weights only '
+            f'(no iteration / optimizer state); {_AS_WEIGHTS}')
+    return ckpt
+
+
+def _check_resume_state(filename, state, own, revise_keys):
+    """A resume file must hold every weight of the model with its shape."""
+    revised = {}
+    for k, v in state.items():
+        for pattern, repl in revise_keys:
+            k = re.sub(pattern, repl, k)
+        revised[k] = v
+    bad = [k for k in revised if k in own and hasattr(revised[k], 'shape')
+           and tuple(revised[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise UserError(
+            f'cannot resume from {filename}: it was written by a config with '
+            f'other shapes ({bad[0]}: {tuple(revised[bad[0]].shape)} vs '
+            f'{tuple(own[bad[0]].shape)}); resume with the config it was '
+            'trained with')
+    missing = [k for k in own if k not in revised]
+    if missing:
+        prefix = missing[0].split('.')[0] + '.'
+        raise UserError(
+            f'cannot resume from {filename}: it lacks {len(missing)} of the '
+            f'model\'s {len(own)} entries (first: {missing[0]}, under '
+            f"'{prefix}'); resume with the config it was trained with")
 
 
 def check_class_count(model, dataset):
