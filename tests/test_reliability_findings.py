@@ -256,3 +256,55 @@ def test_resume_from_a_file_that_is_not_a_resume_checkpoint(case, tiny_run,
                           *RESUME_WORDS[case])
     assert not list(wd.glob('*.pth'))
 
+
+# ------------------------------------ 5. 16-bit grey PNGs, decompression bombs
+def test_16bit_grey_png_keeps_its_grey_levels(tmp_path):
+    """A 0..65535 ramp (PIL mode I;16) is scaled by its bit depth, not
+    clipped to black/white by convert('L')."""
+    import numpy as np
+    from PIL import Image
+
+    from mmdistill.datasets import ImageFolderDataset
+    d = tmp_path / 'd' / 'c0'
+    d.mkdir(parents=True)
+    ramp = (np.arange(64, dtype=np.float64).reshape(8, 8) / 63 * 65535)
+    Image.fromarray(ramp.round().astype(np.uint16)).save(d / 'ramp16.png')
+    assert Image.open(d / 'ramp16.png').mode.startswith('I;16')
+    for channels in (1, 3):
+        ds = ImageFolderDataset(str(tmp_path / 'd'), image_size=8,
+                                channels=channels)
+        x = ds[0]['inputs']
+        want = torch.from_numpy(ramp / 65535 * 2 - 1).float()
+        for c in range(channels):
+            torch.testing.assert_close(x[c], want, atol=1 / 127.5, rtol=0)
+
+
+def _png_bomb(path, side=60000):
+    """A PNG whose header claims side x side pixels (far above PIL's
+    decompression-bomb limit); the file itself is tiny."""
+    import struct
+    import zlib
+
+    from PIL import Image
+    Image.new('L', (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    # IHDR: 8-byte signature, 4 length, 4 type, then width and height
+    data[16:24] = struct.pack('>II', side, side)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def test_decompression_bomb_is_a_one_line_error(tmp_path):
+    from PIL import Image
+    root = tmp_path / 'd'
+    for c in ('a', 'b'):
+        (root / c).mkdir(parents=True)
+        Image.new('L', (8, 8), 100).save(root / c / '0.png')
+    _png_bomb(root / 'b' / 'bomb.png')
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(root / 'b' / 'bomb.png')  # the real PIL check
+    code, err = run_train_inprocess(
+        'tests/data/reliability/cfg_image_folder.py', tmp_path / 'w',
+        f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.batch_size=3', 'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, 'bomb.png', 'pixels', 'remove')
