@@ -308,3 +308,74 @@ def test_decompression_bomb_is_a_one_line_error(tmp_path):
         f'train_dataloader.dataset.data_root={root}',
         'train_dataloader.batch_size=3', 'train_cfg.max_iters=1')
     assert_one_line_error(code, err, 'bomb.png', 'pixels', 'remove')
+
+
+# ------------------------------------------------ 6. tracebacks that escape
+def test_work_dir_is_an_existing_file(tmp_path):
+    blocker = tmp_path / 'wd.txt'
+    blocker.write_text('a file')
+    code, err = run_train_inprocess(TEACHER, blocker, 'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, 'wd.txt', 'is a file', '--work-dir')
+    assert blocker.read_text() == 'a file'
+
+
+def _export_config(folder, tmp_path):
+    """A stage-1 config of a tiny diffusers UNet and a complete checkpoint
+    of it."""
+    cfg = tmp_path / 'export_cfg.py'
+    cfg.write_text(
+        "den = dict(type='DiffusersUNet2D', pretrained=%r)\n"
+        "pre = dict(type='DiffusionDataPreprocessor')\n"
+        "model = dict(type='GuidanceDistiller', teacher=dict(\n"
+        "    type='DiffusersCFGDiffusion', denoiser=den,\n"
+        "    data_preprocessor=pre), w_min=0.0, w_max=4.0,\n"
+        "    ema=dict(decay=0.5), data_preprocessor=pre)\n" % folder)
+    ckpt = tmp_path / 'stage1.pth'
+    torch.save(dict(state_dict=_stage1(folder).state_dict()), ckpt)
+    return str(cfg), str(ckpt)
+
+
+def test_export_out_dir_is_an_existing_file(tiny_unet2d, tmp_path):
+    cfg, ckpt = _export_config(tiny_unet2d, tmp_path)
+    blocker = tmp_path / 'out.txt'
+    blocker.write_text('a file')
+    r = subprocess.run([sys.executable, 'tools/export.py', cfg, ckpt,
+                        str(blocker)], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert_one_line_error(r.returncode, r.stderr, 'out.txt', 'is a file')
+    assert blocker.read_text() == 'a file'
+
+
+@pytest.mark.parametrize('opt,words', [
+    ('param_scheduler.7.end=3', ['param_scheduler.7.end', 'index 7',
+                                 '2 entries']),
+    ('=3', ["'=3'", 'empty key']),
+    ('train_cfg..max_iters=3', ['empty key']),
+])
+def test_bad_cfg_options_key(opt, words, tmp_path):
+    code, err = run_train_inprocess(TEACHER, tmp_path / 'w', opt)
+    assert_one_line_error(code, err, 'bad --cfg-options entry', *words)
+    assert not (tmp_path / 'w').exists() or not list(
+        (tmp_path / 'w').rglob('*.py'))
+
+
+@pytest.mark.slow  # two synthesis runs of the shipped teacher (~25 s)
+def test_synthesize_resume_with_damaged_modes(tmp_path):
+    out = tmp_path / 'd'
+    cmd = [sys.executable, 'tools/synthesize.py',
+           'configs/mgd3/mgd3_digits_ipc1.py', '--out-dir', str(out),
+           '--no-progress']
+    r = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True,
+                       text=True, timeout=400)
+    assert r.returncode == 0, r.stderr[-2000:]
+    modes = out / 'modes.pt'
+    assert modes.is_file()
+    modes.write_bytes(modes.read_bytes()[:200])
+    before = snapshot(out)
+    r = subprocess.run(cmd + ['--resume'], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=400)
+    assert_one_line_error(r.returncode, r.stderr, 'modes.pt', 'damaged',
+                          '--overwrite')
+    assert r.returncode == 2
+    assert_not_damaged(before, out)

@@ -35,6 +35,11 @@ def load_config(path, cfg_options=()):
                 raise UserError(f'bad --cfg-options entry {item!r} (use '
                                 'KEY=VALUE)')
             k, v = item.split('=', 1)
+            if not k or not all(k.split('.')):
+                raise UserError(f'bad --cfg-options entry {item!r}: empty '
+                                'key or key part (use KEY=VALUE, e.g. '
+                                'train_cfg.max_iters=100)')
+            _check_list_indices(cfg, k, item)
             try:
                 opts[k] = DictAction._parse_iterable(v)
             except (RecursionError, AssertionError, ValueError) as e:
@@ -44,6 +49,39 @@ def load_config(path, cfg_options=()):
                     'file)') from e
         cfg.merge_from_dict(opts)
     return cfg
+
+
+def _check_list_indices(cfg, key, item):
+    """A numeric part of ``key`` that indexes a list of the config must be in
+    range (mmengine raises a KeyError deep in the merge otherwise)."""
+    node = cfg
+    for i, part in enumerate(key.split('.')):
+        if isinstance(node, (list, tuple)):
+            if not part.isdigit():
+                return
+            if int(part) >= len(node):
+                where = '.'.join(key.split('.')[:i])
+                raise UserError(
+                    f'bad --cfg-options entry {item!r}: index {part} is out '
+                    f'of range ({where} has {len(node)} entries: 0..'
+                    f'{len(node) - 1})')
+            node = node[int(part)]
+        elif hasattr(node, 'get'):
+            try:
+                node = node.get(part)
+            except Exception:  # noqa: BLE001
+                return
+            if node is None:
+                return
+        else:
+            return
+
+
+def check_output_folder(path, option):
+    """An output folder may not be an existing file."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f'{option} {path} is a file, not a folder; choose '
+                        f'another {option} or move the file away')
 
 
 def _one_line(e):
@@ -72,6 +110,7 @@ _DISK_ERRNOS = {
     errno.EACCES: 'permission denied',
     errno.EPERM: 'operation not permitted',
     errno.EISDIR: 'is a directory',
+    errno.EEXIST: 'a file of that name is in the way of a folder',
 }
 
 

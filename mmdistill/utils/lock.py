@@ -53,7 +53,11 @@ def acquire_work_dir(work_dir):
     if path in _held:
         _held[path][1] += 1
         return path
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    folder = os.path.dirname(path)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f'work dir {work_dir} is a file, not a folder; '
+                        'choose another --work-dir or move the file away')
+    os.makedirs(folder, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
