@@ -379,3 +379,73 @@ def test_synthesize_resume_with_damaged_modes(tmp_path):
                           '--overwrite')
     assert r.returncode == 2
     assert_not_damaged(before, out)
+
+
+# ----------------------------------------------- 7. messages that mislead
+def test_unknown_optimizer_type_is_named(tmp_path):
+    code, err = run_train_inprocess(TEACHER, tmp_path / 'w',
+                                    'optim_wrapper.optimizer.type=AdamX',
+                                    'train_cfg.max_iters=1')
+    last = assert_one_line_error(code, err, "unknown type 'AdamX'")
+    assert 'None is not a callable' not in last
+
+
+def test_non_numeric_lr_keeps_its_quotes(tmp_path):
+    code, err = run_train_inprocess(TEACHER, tmp_path / 'w',
+                                    'optim_wrapper.optimizer.lr=fast',
+                                    'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, 'optim_wrapper.optimizer.lr',
+                          "'fast'", 'number')
+
+
+def test_explain_keeps_quotes_of_a_non_key_error():
+    from mmdistill.apis import explain
+    e = TypeError("'<=' not supported between instances of 'float' and "
+                  "'str'")
+    assert explain(e).endswith("'<=' not supported between instances of "
+                               "'float' and 'str'")
+
+
+def test_bad_magic_resume_file(tiny_run, tmp_path):
+    """A checkpoint whose first bytes were overwritten: the zip directory
+    at its end is intact, torch falls back to its legacy reader."""
+    data = bytearray((tiny_run / 'iter_2.pth').read_bytes())
+    data[:4] = b'XXXX'
+    bad = tmp_path / 'badmagic.pth'
+    bad.write_bytes(bytes(data))
+    code, err = run_train_inprocess(TEACHER, tmp_path / 'w',
+                                    'train_cfg.max_iters=3',
+                                    extra=['--resume', str(bad)])
+    last = assert_one_line_error(code, err, 'badmagic.pth',
+                                 'not a torch checkpoint')
+    assert 'invalid configuration' not in last and 'utf-8' not in last
+
+
+def _nan_teacher(tmp_path):
+    state = torch.load(os.path.join(ROOT, 'checkpoints',
+                                    'digits_teacher.pth'), weights_only=True)
+    for k, v in state['state_dict'].items():
+        if v.is_floating_point() and k.startswith('net_ema.'):
+            v.view(-1)[0] = float('nan')
+    p = tmp_path / 'nan_teacher.pth'
+    torch.save(state, p)
+    return p
+
+
+def test_nan_weights_in_test_py(tmp_path):
+    cfg = tmp_path / 'eval_tiny.py'
+    cfg.write_text(
+        f"_base_ = [{os.path.join(ROOT, 'configs/teacher/cfg_unet_digits_eval.py')!r}]\n"
+        "test_evaluator = dict(_delete_=True, type='Evaluator', metrics=[\n"
+        "    dict(type='FID', fake_nums=50, sweep=[dict(steps=2, guidance=0,"
+        " sampler='ddim')], extractor=dict(type='classifier', checkpoint="
+        f"{os.path.join(ROOT, 'checkpoints/digits_classifier.pth')!r}),"
+        f" real_stats_cache={str(tmp_path / 'stats')!r})])\n"
+        "test_cfg = dict(type='GenerativeTestLoop', batch_size=50)\n")
+    r = subprocess.run([sys.executable, 'tools/test.py', str(cfg),
+                        str(_nan_teacher(tmp_path)), '--work-dir',
+                        str(tmp_path / 'w')], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=300)
+    last = assert_one_line_error(r.returncode, r.stderr, 'nan_teacher.pth',
+                                 'not finite', 'net_ema.')
+    assert r.returncode == 2 and 'Eigenvalues' not in last

@@ -86,7 +86,8 @@ def check_output_folder(path, option):
 
 def _one_line(e):
     text = str(e).strip()
-    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+    if isinstance(e, KeyError) and len(text) > 1 and text[0] == text[-1] \
+            and text[0] in '"\'':
         text = text[1:-1]  # KeyError quotes its message
     return text.splitlines()[0] if text else type(e).__name__
 

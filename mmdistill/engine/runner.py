@@ -43,7 +43,8 @@ from mmdistill.registry import MODEL_WRAPPERS
 from mmdistill.utils.lock import (acquire_work_dir, release_all,
                                   release_work_dir)
 from mmdistill.utils import (UserError, atomic_torch_save,
-                             complete_student_state, load_state_dict)
+                             check_finite, complete_student_state,
+                             load_state_dict)
 
 
 atexit.register(release_all)
@@ -115,6 +116,11 @@ class DistillRunner(Runner):
         finally:
             self.release_work_dir()
 
+    def build_optim_wrapper(self, optim_wrapper):
+        if isinstance(optim_wrapper, dict):
+            check_optimizer_cfg(optim_wrapper)
+        return super().build_optim_wrapper(optim_wrapper)
+
     def build_train_loop(self, loop):
         loop = super().build_train_loop(loop)
         dataloader = getattr(loop, 'dataloader', None)
@@ -179,8 +185,8 @@ class DistillRunner(Runner):
                             '(check --resume / the work dir)')
         if not is_complete_checkpoint(filename):
             raise UserError(f'cannot resume from {filename}: the file is '
-                            'truncated or not a torch checkpoint (resume '
-                            'from an earlier iter_*.pth)')
+                            'truncated, damaged or not a torch checkpoint '
+                            '(resume from an earlier iter_*.pth)')
         self._resuming = True
         try:
             with torch.serialization.safe_globals(resume_allowlist()):
@@ -238,6 +244,7 @@ class DistillRunner(Runner):
                 f'architecture ({what}); use the config the checkpoint was '
                 'trained with')
         revised = complete_student_state(own, revised, filename)
+        check_finite(revised, filename)
         checkpoint = dict(state_dict=revised)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
@@ -308,6 +315,29 @@ def _check_resume_state(filename, state, own, revise_keys):
             f"'{prefix}'); resume with the config it was trained with")
 
 
+_NUMERIC_OPTIM_KEYS = ('lr', 'weight_decay', 'momentum', 'eps', 'dampening',
+                       'alpha', 'betas')
+
+
+def check_optimizer_cfg(optim_wrapper):
+    """The optimizer type must be registered and its numeric settings
+    numbers (mmengine reports ``None is not a callable object`` and a
+    comparison of float and str, deep inside the build)."""
+    from mmdistill.registry import OPTIMIZERS
+    opt = optim_wrapper.get('optimizer')
+    if not isinstance(opt, dict):
+        return
+    t = opt.get('type')
+    if isinstance(t, str) and OPTIMIZERS.get(t) is None:
+        raise KeyError(f'{t} is not in the optimizer registry')
+    for k in _NUMERIC_OPTIM_KEYS:
+        v = opt.get(k)
+        values = v if isinstance(v, (list, tuple)) else [v]
+        if any(isinstance(x, (str, bool)) for x in values):
+            raise UserError(f'optim_wrapper.optimizer.{k} must be a number, '
+                            f'got {v!r}')
+
+
 def check_class_count(model, dataset):
     """The data set may not have more classes than the model: label
     ``num_classes`` is the null (unconditional) label and larger ones do not
@@ -333,6 +363,9 @@ def is_complete_checkpoint(path):
     whose central directory (written last) is present. A file cut short by a
     kill or a full disk fails it."""
     try:
+        with open(path, 'rb') as f:
+            if f.read(4) != b'PK\x03\x04':  # a damaged or foreign header
+                return False
         with zipfile.ZipFile(path) as zf:
             return bool(zf.namelist())
     except (OSError, zipfile.BadZipFile, ValueError):

@@ -81,8 +81,24 @@ def sub_state_dict(state, prefixes):
     return None, {}
 
 
+def check_finite(state, path):
+    """Every floating-point tensor of ``state`` must be finite: NaN / inf
+    weights sample blank images and break the metrics far from the cause."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and
+           v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        n = sum(int((~torch.isfinite(state[k])).sum()) for k in bad)
+        raise UserError(
+            f'checkpoint {path} holds weights that are not finite ({n} '
+            f'NaN/inf values in {len(bad)} tensors, first: {bad[0]}); use '
+            'an earlier checkpoint of the run')
+    return state
+
+
 def load_into(module, state, what, path):
-    """``module.load_state_dict(state)`` with a one-line error on mismatch."""
+    """``module.load_state_dict(state)`` with a one-line error on mismatch
+    or non-finite weights."""
+    check_finite(state, path)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
