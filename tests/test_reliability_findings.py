@@ -449,3 +449,19 @@ def test_nan_weights_in_test_py(tmp_path):
     last = assert_one_line_error(r.returncode, r.stderr, 'nan_teacher.pth',
                                  'not finite', 'net_ema.')
     assert r.returncode == 2 and 'Eigenvalues' not in last
+
+
+# --------------------------------------------- 8. bad input changes files
+@pytest.mark.parametrize('opt', ['optim_wrapper.optimizer.lr=fast',
+                                 'optim_wrapper.optimizer.type=AdamX'])
+def test_error_at_training_start_keeps_the_config_dump(opt, tmp_path):
+    wd = tmp_path / 'w'
+    code, err = run_train_inprocess(TEACHER, wd, 'train_cfg.max_iters=1')
+    assert code == 0, err[-2000:]
+    dumps = list(wd.glob('*.py'))
+    assert dumps
+    before = snapshot(wd)
+    code, err = run_train_inprocess(TEACHER, wd, 'train_cfg.max_iters=2',
+                                    opt)
+    assert_one_line_error(code, err)
+    assert_not_damaged(before, wd)

@@ -42,7 +42,7 @@ from mmengine.runner import Runner
 from mmdistill.registry import MODEL_WRAPPERS
 from mmdistill.utils.lock import (acquire_work_dir, release_all,
                                   release_work_dir)
-from mmdistill.utils import (UserError, atomic_torch_save,
+from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
                              check_finite, complete_student_state,
                              load_state_dict)
 
@@ -161,9 +161,36 @@ class DistillRunner(Runner):
             return super().save_checkpoint(out_dir, filename, *args,
                                            **kwargs)
 
+    def dump_config(self):
+        """Deferred: mmengine dumps the config in ``__init__``, so an error
+        when training starts (optimizer, schedulers, resume file) would
+        already have replaced the previous run's dump. It is written (
+        atomically) once everything is built and loaded, in
+        :meth:`load_or_resume`."""
+        self._config_dump_pending = True
+
+    def _write_config_dump(self):
+        if not getattr(self, '_config_dump_pending', False):
+            return
+        self._config_dump_pending = False
+        from mmengine.dist import is_main_process
+        if not is_main_process():
+            return
+        name = osp.basename(self.cfg.filename) if self.cfg.filename \
+            else f'{self.timestamp}.py'
+        text = self.cfg.pretty_text
+        atomic_write(osp.join(self.work_dir, name),
+                     lambda f: f.write(text), mode='w')
+
     def load_or_resume(self):
         """Auto-resume (``--resume`` without a path) from the newest complete
-        checkpoint instead of trusting ``last_checkpoint`` blindly."""
+        checkpoint instead of trusting ``last_checkpoint`` blindly; then the
+        config dump is written."""
+        result = self._load_or_resume()
+        self._write_config_dump()
+        return result
+
+    def _load_or_resume(self):
         if self._resume and self._load_from is None and not self._has_loaded:
             found = latest_complete_checkpoint(self.work_dir)
             if found is None:
