@@ -465,3 +465,39 @@ def test_error_at_training_start_keeps_the_config_dump(opt, tmp_path):
                                     opt)
     assert_one_line_error(code, err)
     assert_not_damaged(before, wd)
+
+
+# ------------------------------------------------ 9. exit 0 with garbage
+def _sample(tmp_path, ckpt, *args):
+    out = tmp_path / 'grid.png'
+    r = subprocess.run([sys.executable, 'tools/sample.py', TEACHER,
+                        str(ckpt), '--steps', '1', '--per-class', '1',
+                        '--out', str(out), *args], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=240)
+    return r, out
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf'])
+def test_sample_refuses_non_finite_guidance(value, tmp_path):
+    r, out = _sample(tmp_path, os.path.join(ROOT, 'checkpoints',
+                                            'digits_teacher.pth'),
+                     '--guidance', value)
+    assert_one_line_error(r.returncode, r.stderr, '--guidance', 'finite')
+    assert r.returncode == 2 and not out.exists()
+
+
+def test_sample_refuses_nan_weights(tmp_path):
+    r, out = _sample(tmp_path, _nan_teacher(tmp_path))
+    assert_one_line_error(r.returncode, r.stderr, 'nan_teacher.pth',
+                          'not finite')
+    assert r.returncode == 2 and not out.exists()
+
+
+def test_export_refuses_non_finite_guidance(tiny_unet2d, tmp_path):
+    cfg, ckpt = _export_config(tiny_unet2d, tmp_path)
+    r = subprocess.run([sys.executable, 'tools/export.py', cfg, ckpt,
+                        str(tmp_path / 'out'), '--guidance', 'nan'],
+                       cwd=ROOT, env=env(), capture_output=True, text=True,
+                       timeout=240)
+    assert_one_line_error(r.returncode, r.stderr, '--guidance', 'finite')
+    assert not (tmp_path / 'out').exists()

@@ -77,6 +77,14 @@ def _check_list_indices(cfg, key, item):
             return
 
 
+def check_finite_arg(value, option):
+    """A numeric command-line value (guidance weight...) must be finite:
+    NaN / inf propagate into every pixel and give a blank result."""
+    import math
+    if value is not None and not math.isfinite(value):
+        raise UserError(f'{option} must be a finite number, got {value}')
+
+
 def check_output_folder(path, option):
     """An output folder may not be an existing file."""
     if path is not None and os.path.exists(path) and not os.path.isdir(path):
