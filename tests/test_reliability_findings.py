@@ -501,3 +501,92 @@ def test_export_refuses_non_finite_guidance(tiny_unet2d, tmp_path):
                        timeout=240)
     assert_one_line_error(r.returncode, r.stderr, '--guidance', 'finite')
     assert not (tmp_path / 'out').exists()
+
+
+# ------------------------------------------------------ 10. a real full disk
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 2.5 MB tmpfs (room for two ~0.9 MB tiny-teacher checkpoints, not a
+    third), unmounted afterwards; skipped where mounting is not allowed."""
+    mnt = tmp_path / 'small'
+    mnt.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2500k', 'tmpfs',
+                        str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip('cannot mount a small tmpfs here (needs root / '
+                    f'CAP_SYS_ADMIN): {r.stderr.strip()[:120]}')
+    try:
+        yield mnt
+    finally:
+        subprocess.run(['umount', '-l', str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow  # one real training run that fills a file system (~15 s)
+def test_full_disk_during_checkpoint_real_filesystem(small_fs):
+    """Checkpoints every iteration into a file system that fills up at the
+    third: exit 2 and the one-line error (not torch's 'unexpected pos'
+    traceback); the two earlier checkpoints and the pointer survive, no
+    temporary file is left."""
+    from mmdistill.engine.runner import is_complete_checkpoint
+    wd = small_fs / 'w'
+    r = run_train(TEACHER, wd, 'train_cfg.max_iters=6',
+                  'default_hooks.checkpoint.max_keep_ckpts=-1')
+    last = assert_one_line_error(r.returncode, r.stderr,
+                                 'no space left on device', 'cannot write',
+                                 'iter_3.pth')
+    assert r.returncode == 2, last
+    assert 'inline_container' not in r.stderr
+    kept = sorted(p.name for p in wd.glob('iter_*.pth'))
+    assert kept == ['iter_1.pth', 'iter_2.pth'], (kept, last)
+    for name in kept:
+        assert is_complete_checkpoint(str(wd / name))
+        torch.load(wd / name, weights_only=False)
+    assert (wd / 'last_checkpoint').read_text().strip() == str(
+        wd / 'iter_2.pth')
+    assert not [f for f in os.listdir(wd) if f.endswith('.tmp')]
+
+
+def _fsize_limited(limit):
+    def pre():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return pre
+
+
+def test_file_size_limit_during_checkpoint_real_writer(tmp_path):
+    """RLIMIT_FSIZE in the child process: the real torch zip writer gets
+    EFBIG half-way through the first checkpoint."""
+    wd = tmp_path / 'w'
+    r = subprocess.run(
+        [sys.executable, 'tools/train.py', TEACHER, '--work-dir', str(wd),
+         '--cfg-options', 'train_dataloader.batch_size=16',
+         'default_hooks.checkpoint.type=AtomicCheckpointHook',
+         'default_hooks.checkpoint.interval=1', 'log_level=WARNING',
+         'model.denoiser.base_channels=8', 'train_cfg.max_iters=1'],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=240,
+        preexec_fn=_fsize_limited(600_000))
+    last = assert_one_line_error(r.returncode, r.stderr, 'cannot write',
+                                 'iter_1.pth', 'file too large')
+    assert r.returncode == 2, last
+    assert not (wd / 'iter_1.pth').exists()
+    assert not [f for f in os.listdir(wd) if f.endswith('.tmp')]
+
+
+def test_file_size_limit_while_writing_a_png(tmp_path):
+    """tools/sample.py's grid through PIL's PNG writer, the file size limit
+    hit: one line naming the PNG, no partial file."""
+    out = tmp_path / 'grid.png'
+    r = subprocess.run(
+        [sys.executable, 'tools/sample.py', TEACHER,
+         os.path.join(ROOT, 'checkpoints', 'digits_teacher.pth'), '--steps',
+         '1', '--per-class', '10', '--upscale', '16', '--out', str(out)],
+        cwd=ROOT, env=env(),
+        capture_output=True, text=True, timeout=240,
+        preexec_fn=_fsize_limited(8_000))  # the grid PNG is ~16 kB
+    assert_one_line_error(r.returncode, r.stderr, 'cannot write', 'grid.png',
+                          'file too large')
+    assert r.returncode == 2
+    assert not out.exists()
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]

@@ -120,6 +120,8 @@ _DISK_ERRNOS = {
     errno.EPERM: 'operation not permitted',
     errno.EISDIR: 'is a directory',
     errno.EEXIST: 'a file of that name is in the way of a folder',
+    errno.EFBIG: 'file too large (a file-size limit of the system or '
+                 'process)',
 }
 
 

@@ -120,9 +120,11 @@ def atomic_write(path, write_fn, mode='wb'):
     fd, tmp = tempfile.mkstemp(
         prefix=f'.{os.path.basename(path)}.p{os.getpid()}.', suffix='.tmp',
         dir=folder)
+    rec = None
     try:
         with os.fdopen(fd, mode) as f:
-            write_fn(f)
+            rec = _WriteRecorder(f)
+            write_fn(rec)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates 0600; give the file the usual umask permissions
@@ -130,10 +132,42 @@ def atomic_write(path, write_fn, mode='wb'):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # the writer may hide the OS error behind its own (torch's zip
+        # writer: 'unexpected pos'); report the real one, naming the target
+        cause = rec.error if rec is not None and rec.error is not None \
+            else e
+        if isinstance(cause, OSError) and cause.errno:
+            raise OSError(cause.errno, os.strerror(cause.errno), path) from e
         raise
+
+
+class _WriteRecorder:
+    """A file object that remembers the first OSError of ``write`` /
+    ``flush`` (some writers swallow it and fail later with a message of
+    their own)."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self._f, name)(*args)
+        except OSError as e:
+            if self.error is None:
+                self.error = e
+            raise
+
+    def write(self, data):
+        return self._call('write', data)
+
+    def flush(self):
+        return self._call('flush')
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 def is_stale_temp(name):
