@@ -434,8 +434,9 @@ def _nan_teacher(tmp_path):
 
 def test_nan_weights_in_test_py(tmp_path):
     cfg = tmp_path / 'eval_tiny.py'
+    base = os.path.join(ROOT, 'configs/teacher/cfg_unet_digits_eval.py')
     cfg.write_text(
-        f"_base_ = [{os.path.join(ROOT, 'configs/teacher/cfg_unet_digits_eval.py')!r}]\n"
+        f"_base_ = [{base!r}]\n"
         "test_evaluator = dict(_delete_=True, type='Evaluator', metrics=[\n"
         "    dict(type='FID', fake_nums=50, sweep=[dict(steps=2, guidance=0,"
         " sampler='ddim')], extractor=dict(type='classifier', checkpoint="

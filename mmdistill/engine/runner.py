@@ -21,7 +21,12 @@ Beyond those repairs the runner is made fault tolerant:
   and must fit the model (no shape mismatches); a resume file may hold only
   the allow-listed classes. Both give one-line errors;
 - a distributed peer that dies is detected within ``MMDISTILL_DIST_TIMEOUT``
-  seconds (the collective timeout of the gloo process group).
+  seconds (the collective timeout of the gloo process group);
+- one run per work dir (an advisory lock, :mod:`mmdistill.utils.lock`);
+- a ``--resume`` file must be a training checkpoint of this model's shapes,
+  ``load_from`` must hold every trained weight and only finite ones, the
+  data set may not have more classes than the model, and the config dump is
+  written only once all of that has been checked.
 """
 import atexit
 import contextlib
