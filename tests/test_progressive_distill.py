@@ -186,7 +186,8 @@ def test_halving_schedule_and_validation():
 
 def _train(repo_root, cfg, work_dir, *extra):
     env = dict(os.environ, OMP_NUM_THREADS='1',
-               PYTHONPATH=os.path.join(repo_root, 'tests'))
+               PYTHONPATH=os.pathsep.join([repo_root,
+                                           os.path.join(repo_root, 'tests')]))
     return subprocess.run(
         [sys.executable, 'tools/train.py', str(cfg), '--work-dir',
          str(work_dir), *extra], cwd=repo_root, env=env,
