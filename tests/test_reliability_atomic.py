@@ -80,7 +80,9 @@ def test_training_killed_while_saving_keeps_last_checkpoint(tmp_path):
     cmd = train_cmd(STALL_CFG, wd, 'train_cfg.max_iters=5',
                     'default_hooks.checkpoint.max_keep_ckpts=1')
     proc = subprocess.Popen(cmd, cwd=ROOT,
-                            env=env(PYTHONPATH=HELPERS, STALL_MARKER=marker),
+                            env=env(PYTHONPATH=os.pathsep.join([ROOT,
+                                                                HELPERS]),
+                                    STALL_MARKER=marker),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for(marker, proc, timeout=200)
     proc.send_signal(signal.SIGKILL)

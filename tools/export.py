@@ -9,7 +9,8 @@ sampler needing only torch and diffusers); see docs/real_teachers.md.
 """
 import argparse
 
-from mmdistill.apis import add_common_args, cli_main, load_config
+from mmdistill.apis import (add_common_args, check_finite_arg,
+                            check_output_folder, cli_main, load_config)
 
 
 def parse_args():
@@ -37,6 +38,8 @@ def main():
                                                 load_student_checkpoint)
     from mmdistill.registry import MODELS
     args = parse_args()
+    check_output_folder(args.out_dir, 'OUT_DIR')
+    check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model)
     load_student_checkpoint(model, args.checkpoint)

@@ -7,7 +7,8 @@ plain conditional model; diffusers' guidance_scale = 1 + w).
 """
 import argparse
 
-from mmdistill.apis import add_common_args, cli_main, init_model, load_config
+from mmdistill.apis import (add_common_args, check_finite_arg, cli_main,
+                            init_model, load_config)
 from mmdistill.utils import UserError
 
 
@@ -40,6 +41,7 @@ def main():
         raise UserError(f'--steps must be >= 1, got {args.steps}')
     if args.per_class < 1:
         raise UserError(f'--per-class must be >= 1, got {args.per_class}')
+    check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
     model = init_model(cfg, args.checkpoint, args.device)
     k = model.num_classes

@@ -19,7 +19,8 @@ import json
 import os
 import time
 
-from mmdistill.apis import add_common_args, cli_main, load_config
+from mmdistill.apis import (add_common_args, check_output_folder, cli_main,
+                            load_config)
 from mmdistill.utils import UserError, atomic_write
 
 
@@ -61,6 +62,7 @@ def main():
     if not out_dir:
         raise UserError('no output folder: pass --out-dir or set out_dir in '
                         'the config')
+    check_output_folder(out_dir, '--out-dir')
     real_cfg = to_plain(cfg.get('real_data'))
     if not args.eval_only:
         t0 = time.time()

@@ -10,7 +10,8 @@ import os
 import os.path as osp
 import time
 
-from mmdistill.apis import add_common_args, cli_main, load_config
+from mmdistill.apis import (add_common_args, check_output_folder, cli_main,
+                            load_config)
 from mmdistill.utils import UserError
 
 
@@ -65,6 +66,7 @@ def main():
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(
             osp.basename(args.config))[0])
+    check_output_folder(cfg.work_dir, '--work-dir')
     state = load_state_dict(args.checkpoint)
     runner = DistillRunner.from_cfg(cfg)
     load_into(unwrap(runner.model), state, 'model', args.checkpoint)

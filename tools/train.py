@@ -9,7 +9,8 @@ import argparse
 import os
 import os.path as osp
 
-from mmdistill.apis import add_common_args, cli_main, load_config
+from mmdistill.apis import (add_common_args, check_output_folder, cli_main,
+                            load_config)
 from mmdistill.utils import UserError
 
 
@@ -50,6 +51,7 @@ def main():
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    check_output_folder(cfg.work_dir, '--work-dir')
     if args.amp:
         import torch
         if not torch.cuda.is_available():

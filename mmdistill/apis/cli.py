@@ -35,6 +35,11 @@ def load_config(path, cfg_options=()):
                 raise UserError(f'bad --cfg-options entry {item!r} (use '
                                 'KEY=VALUE)')
             k, v = item.split('=', 1)
+            if not k or not all(k.split('.')):
+                raise UserError(f'bad --cfg-options entry {item!r}: empty '
+                                'key or key part (use KEY=VALUE, e.g. '
+                                'train_cfg.max_iters=100)')
+            _check_list_indices(cfg, k, item)
             try:
                 opts[k] = DictAction._parse_iterable(v)
             except (RecursionError, AssertionError, ValueError) as e:
@@ -46,9 +51,51 @@ def load_config(path, cfg_options=()):
     return cfg
 
 
+def _check_list_indices(cfg, key, item):
+    """A numeric part of ``key`` that indexes a list of the config must be in
+    range (mmengine raises a KeyError deep in the merge otherwise)."""
+    node = cfg
+    for i, part in enumerate(key.split('.')):
+        if isinstance(node, (list, tuple)):
+            if not part.isdigit():
+                return
+            if int(part) >= len(node):
+                where = '.'.join(key.split('.')[:i])
+                raise UserError(
+                    f'bad --cfg-options entry {item!r}: index {part} is out '
+                    f'of range ({where} has {len(node)} entries: 0..'
+                    f'{len(node) - 1})')
+            node = node[int(part)]
+        elif hasattr(node, 'get'):
+            try:
+                node = node.get(part)
+            except Exception:  # noqa: BLE001
+                return
+            if node is None:
+                return
+        else:
+            return
+
+
+def check_finite_arg(value, option):
+    """A numeric command-line value (guidance weight...) must be finite:
+    NaN / inf propagate into every pixel and give a blank result."""
+    import math
+    if value is not None and not math.isfinite(value):
+        raise UserError(f'{option} must be a finite number, got {value}')
+
+
+def check_output_folder(path, option):
+    """An output folder may not be an existing file."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f'{option} {path} is a file, not a folder; choose '
+                        f'another {option} or move the file away')
+
+
 def _one_line(e):
     text = str(e).strip()
-    if len(text) > 1 and text[0] == text[-1] and text[0] in '"\'':
+    if isinstance(e, KeyError) and len(text) > 1 and text[0] == text[-1] \
+            and text[0] in '"\'':
         text = text[1:-1]  # KeyError quotes its message
     return text.splitlines()[0] if text else type(e).__name__
 
@@ -72,6 +119,9 @@ _DISK_ERRNOS = {
     errno.EACCES: 'permission denied',
     errno.EPERM: 'operation not permitted',
     errno.EISDIR: 'is a directory',
+    errno.EEXIST: 'a file of that name is in the way of a folder',
+    errno.EFBIG: 'file too large (a file-size limit of the system or '
+                 'process)',
 }
 
 

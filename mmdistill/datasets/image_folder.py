@@ -35,20 +35,55 @@ def scan_class_folders(root):
     return items, classes
 
 
+def _high_depth_grey(im):
+    """A 16-bit (or 32-bit integer / float) grey image as a float image
+    with values in [0, 255]: scaled by its bit depth instead of clipped by
+    ``convert('L')``. Other modes are returned unchanged."""
+    from PIL import Image
+    if im.mode.startswith('I;16'):
+        top = 65535.0
+    elif im.mode == 'I':
+        arr = np.asarray(im)
+        top = 65535.0 if arr.max(initial=0) <= 65535 else 2.0 ** 31 - 1
+    elif im.mode == 'F':
+        arr = np.asarray(im)
+        top = 1.0 if arr.max(initial=0) <= 1 else 255.0
+    else:
+        return im
+    arr = np.asarray(im, dtype=np.float64) / top * 255.0
+    return Image.fromarray(arr.clip(0, 255).astype(np.float32), mode='F')
+
+
 def load_image(path, image_size, channels):
-    """Read, convert to L/RGB, resize (bicubic; centre crop to square) and
-    scale to [-1, 1] as (C, S, S) float32."""
+    """Read, convert to L/RGB (16-bit grey scaled by its bit depth), resize
+    (bicubic; centre crop to square) and scale to [-1, 1] as (C, S, S)
+    float32."""
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as im:
-            im = im.convert('L' if channels == 1 else 'RGB')
+            im = _high_depth_grey(im)
+            if im.mode != 'F':
+                im = im.convert('L' if channels == 1 else 'RGB')
             w, h = im.size
             s = min(w, h)
             im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s,
                           (h - s) // 2 + s))
             if s != image_size:
                 im = im.resize((image_size, image_size), Image.BICUBIC)
-            arr = np.asarray(im, dtype=np.float32) / 127.5 - 1
+            arr = np.asarray(im, dtype=np.float32)
+            if im.mode == 'F':
+                arr = arr.clip(0, 255)
+                if channels == 3:
+                    arr = np.repeat(arr[..., None], 3, axis=2)
+            arr = arr / 127.5 - 1
+    except Image.DecompressionBombError as e:
+        import re
+        n = re.search(r'\((\d+) pixels\)', str(e))
+        raise UserError(
+            f'image {path} is too large to read safely '
+            f'({n.group(1) if n else "too many"} pixels, PIL allows '
+            f'{2 * Image.MAX_IMAGE_PIXELS}; a decompression bomb?); remove '
+            'the file or shrink it') from e
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise UserError(f'unreadable image {path} ({type(e).__name__}); '
                         'remove or replace the file') from e
@@ -83,6 +118,7 @@ class ImageFolderDataset(Dataset):
             raise UserError(f'image_size must be a positive integer, got '
                             f'{image_size!r}')
         self.items, classes = scan_class_folders(data_root)
+        self.data_root = data_root
         self.image_size, self.channels = image_size, channels
         self.metainfo = dict(classes=tuple(classes))
         if check_images:

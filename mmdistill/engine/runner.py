@@ -21,8 +21,14 @@ Beyond those repairs the runner is made fault tolerant:
   and must fit the model (no shape mismatches); a resume file may hold only
   the allow-listed classes. Both give one-line errors;
 - a distributed peer that dies is detected within ``MMDISTILL_DIST_TIMEOUT``
-  seconds (the collective timeout of the gloo process group).
+  seconds (the collective timeout of the gloo process group);
+- one run per work dir (an advisory lock, :mod:`mmdistill.utils.lock`);
+- a ``--resume`` file must be a training checkpoint of this model's shapes,
+  ``load_from`` must hold every trained weight and only finite ones, the
+  data set may not have more classes than the model, and the config dump is
+  written only once all of that has been checked.
 """
+import atexit
 import contextlib
 import datetime
 import glob
@@ -39,7 +45,14 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 
 from mmdistill.registry import MODEL_WRAPPERS
-from mmdistill.utils import UserError, atomic_torch_save, load_state_dict
+from mmdistill.utils.lock import (acquire_work_dir, release_all,
+                                  release_work_dir)
+from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
+                             check_finite, complete_student_state,
+                             load_state_dict)
+
+
+atexit.register(release_all)
 
 
 def resume_allowlist():
@@ -71,6 +84,54 @@ def init_cpu_dist(timeout_s=None):
 class DistillRunner(Runner):
     """``mmengine.runner.Runner`` that resumes on current torch and runs
     multi-process on CPU (gloo) as well as on GPUs (NCCL)."""
+
+    def __init__(self, model, work_dir, *args, **kwargs):
+        # one run per work dir (the main process holds the lock)
+        self._work_dir_lock = None
+        if int(os.environ.get('RANK', '0')) == 0:
+            self._work_dir_lock = acquire_work_dir(work_dir)
+        try:
+            super().__init__(model, work_dir, *args, **kwargs)
+        except BaseException:
+            self.release_work_dir()
+            raise
+
+    def release_work_dir(self):
+        """Give the work-dir lock back (at the end of train / val / test,
+        or when the process exits)."""
+        lock, self._work_dir_lock = self._work_dir_lock, None
+        if lock is not None:
+            release_work_dir(lock)
+
+    def train(self):
+        try:
+            return super().train()
+        finally:
+            self.release_work_dir()
+
+    def val(self):
+        try:
+            return super().val()
+        finally:
+            self.release_work_dir()
+
+    def test(self):
+        try:
+            return super().test()
+        finally:
+            self.release_work_dir()
+
+    def build_optim_wrapper(self, optim_wrapper):
+        if isinstance(optim_wrapper, dict):
+            check_optimizer_cfg(optim_wrapper)
+        return super().build_optim_wrapper(optim_wrapper)
+
+    def build_train_loop(self, loop):
+        loop = super().build_train_loop(loop)
+        dataloader = getattr(loop, 'dataloader', None)
+        if dataloader is not None:
+            check_class_count(self.model, dataloader.dataset)
+        return loop
 
     def setup_env(self, env_cfg):
         if self.distributed and not torch_dist.is_initialized() and \
@@ -105,9 +166,36 @@ class DistillRunner(Runner):
             return super().save_checkpoint(out_dir, filename, *args,
                                            **kwargs)
 
+    def dump_config(self):
+        """Deferred: mmengine dumps the config in ``__init__``, so an error
+        when training starts (optimizer, schedulers, resume file) would
+        already have replaced the previous run's dump. It is written (
+        atomically) once everything is built and loaded, in
+        :meth:`load_or_resume`."""
+        self._config_dump_pending = True
+
+    def _write_config_dump(self):
+        if not getattr(self, '_config_dump_pending', False):
+            return
+        self._config_dump_pending = False
+        from mmengine.dist import is_main_process
+        if not is_main_process():
+            return
+        name = osp.basename(self.cfg.filename) if self.cfg.filename \
+            else f'{self.timestamp}.py'
+        text = self.cfg.pretty_text
+        atomic_write(osp.join(self.work_dir, name),
+                     lambda f: f.write(text), mode='w')
+
     def load_or_resume(self):
         """Auto-resume (``--resume`` without a path) from the newest complete
-        checkpoint instead of trusting ``last_checkpoint`` blindly."""
+        checkpoint instead of trusting ``last_checkpoint`` blindly; then the
+        config dump is written."""
+        result = self._load_or_resume()
+        self._write_config_dump()
+        return result
+
+    def _load_or_resume(self):
         if self._resume and self._load_from is None and not self._has_loaded:
             found = latest_complete_checkpoint(self.work_dir)
             if found is None:
@@ -129,8 +217,8 @@ class DistillRunner(Runner):
                             '(check --resume / the work dir)')
         if not is_complete_checkpoint(filename):
             raise UserError(f'cannot resume from {filename}: the file is '
-                            'truncated or not a torch checkpoint (resume '
-                            'from an earlier iter_*.pth)')
+                            'truncated, damaged or not a torch checkpoint '
+                            '(resume from an earlier iter_*.pth)')
         self._resuming = True
         try:
             with torch.serialization.safe_globals(resume_allowlist()):
@@ -153,11 +241,20 @@ class DistillRunner(Runner):
         ``weights_only=True`` (or safetensors) and checked against the model:
         any shape mismatch, or no matching key at all, is an error.
         (Resume files go through :meth:`resume`.)"""
-        if getattr(self, '_resuming', False):
-            return super().load_checkpoint(filename, map_location, strict,
-                                           revise_keys)
         from mmengine.model import is_model_wrapper
         from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        if getattr(self, '_resuming', False):
+            checkpoint = _read_resume_checkpoint(filename, map_location)
+            model = self.model.module if is_model_wrapper(self.model) \
+                else self.model
+            _check_resume_state(filename, checkpoint['state_dict'],
+                                model.state_dict(), revise_keys)
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+            checkpoint = _load_checkpoint_to_model(
+                model, checkpoint, strict, revise_keys=revise_keys)
+            self._has_loaded = True
+            self.logger.info(f'Load checkpoint from {filename}')
+            return checkpoint
         state = load_state_dict(filename, map_location='cpu')
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
@@ -178,7 +275,9 @@ class DistillRunner(Runner):
                 f'checkpoint {filename} does not match the configured '
                 f'architecture ({what}); use the config the checkpoint was '
                 'trained with')
-        checkpoint = dict(state_dict=state)
+        revised = complete_student_state(own, revised, filename)
+        check_finite(revised, filename)
+        checkpoint = dict(state_dict=revised)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)
@@ -187,11 +286,118 @@ class DistillRunner(Runner):
         return checkpoint
 
 
+_AS_WEIGHTS = ('to start from these weights pass them as load_from=PATH '
+               '(a teacher for distillation: model.teacher_ckpt=PATH); '
+               '--resume takes an iter_*.pth written by tools/train.py')
+
+
+def _read_resume_checkpoint(filename, map_location):
+    """torch.load a ``--resume`` file (with the allow-list already active)
+    and check that it is a training checkpoint of mmengine's layout."""
+    try:
+        ckpt = torch.load(filename, map_location=map_location)
+    except pickle.UnpicklingError:
+        raise  # DistillRunner.resume names the refused global
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(
+            f'cannot resume from {filename}: it is not a torch checkpoint '
+            f'({first[:120]}); resume from an iter_*.pth written by '
+            'tools/train.py') from e
+    if not isinstance(ckpt, dict):
+        raise UserError(
+            f'cannot resume from {filename}: it holds a '
+            f'{type(ckpt).__name__}, not a training checkpoint; resume from '
+            'an iter_*.pth written by tools/train.py')
+    if 'state_dict' not in ckpt:
+        raise UserError(
+            f'cannot resume from {filename}: it is a bare state dict (model '
+            f'weights, no training state); {_AS_WEIGHTS}')
+    meta = ckpt.get('meta')
+    if not isinstance(meta, dict) or 'message_hub' not in ckpt or \
+            not {'epoch', 'iter'} <= set(meta):
+        raise UserError(
+            f'cannot resume from {filename}: it holds model weights only '
+            f'(no iteration / optimizer state); {_AS_WEIGHTS}')
+    return ckpt
+
+
+def _check_resume_state(filename, state, own, revise_keys):
+    """A resume file must hold every weight of the model with its shape."""
+    revised = {}
+    for k, v in state.items():
+        for pattern, repl in revise_keys:
+            k = re.sub(pattern, repl, k)
+        revised[k] = v
+    bad = [k for k in revised if k in own and hasattr(revised[k], 'shape')
+           and tuple(revised[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise UserError(
+            f'cannot resume from {filename}: it was written by a config with '
+            f'other shapes ({bad[0]}: {tuple(revised[bad[0]].shape)} vs '
+            f'{tuple(own[bad[0]].shape)}); resume with the config it was '
+            'trained with')
+    missing = [k for k in own if k not in revised]
+    if missing:
+        prefix = missing[0].split('.')[0] + '.'
+        raise UserError(
+            f'cannot resume from {filename}: it lacks {len(missing)} of the '
+            f'model\'s {len(own)} entries (first: {missing[0]}, under '
+            f"'{prefix}'); resume with the config it was trained with")
+
+
+_NUMERIC_OPTIM_KEYS = ('lr', 'weight_decay', 'momentum', 'eps', 'dampening',
+                       'alpha', 'betas')
+
+
+def check_optimizer_cfg(optim_wrapper):
+    """The optimizer type must be registered and its numeric settings
+    numbers (mmengine reports ``None is not a callable object`` and a
+    comparison of float and str, deep inside the build)."""
+    from mmdistill.registry import OPTIMIZERS
+    opt = optim_wrapper.get('optimizer')
+    if not isinstance(opt, dict):
+        return
+    t = opt.get('type')
+    if isinstance(t, str) and OPTIMIZERS.get(t) is None:
+        raise KeyError(f'{t} is not in the optimizer registry')
+    for k in _NUMERIC_OPTIM_KEYS:
+        v = opt.get(k)
+        values = v if isinstance(v, (list, tuple)) else [v]
+        if any(isinstance(x, (str, bool)) for x in values):
+            raise UserError(f'optim_wrapper.optimizer.{k} must be a number, '
+                            f'got {v!r}')
+
+
+def check_class_count(model, dataset):
+    """The data set may not have more classes than the model: label
+    ``num_classes`` is the null (unconditional) label and larger ones do not
+    exist. Checked when the train loop is built, before any step."""
+    from mmengine.model import is_model_wrapper
+    model = model.module if is_model_wrapper(model) else model
+    k = getattr(model, 'num_classes', None)
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if not isinstance(k, int) or k <= 0 or classes is None:
+        return
+    if len(classes) > k:
+        where = getattr(dataset, 'data_root', None)
+        raise UserError(
+            f'the data set has {len(classes)} class folders'
+            f'{" in " + str(where) if where else ""} but the model has '
+            f'num_classes={k} (label {k} is the null label); set '
+            'model.num_classes (and the denoiser\'s) to the number of '
+            'classes, or remove the extra folders')
+
+
 def is_complete_checkpoint(path):
     """Cheap integrity check of a torch checkpoint: a readable zip archive
     whose central directory (written last) is present. A file cut short by a
     kill or a full disk fails it."""
     try:
+        with open(path, 'rb') as f:
+            if f.read(4) != b'PK\x03\x04':  # a damaged or foreign header
+                return False
         with zipfile.ZipFile(path) as zf:
             return bool(zf.namelist())
     except (OSError, zipfile.BadZipFile, ValueError):

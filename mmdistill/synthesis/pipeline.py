@@ -144,6 +144,29 @@ def _dump_json(obj):
     return lambda f: f.write(json.dumps(obj, indent=1).encode())
 
 
+
+def _load_modes(path):
+    """``modes.pt`` of a run being resumed; a damaged file is a one-line
+    error (the run's other files are left alone)."""
+    import pickle
+    import zipfile
+    try:
+        data = torch.load(path, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError,
+            zipfile.BadZipFile, pickle.UnpicklingError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(
+            f'{path} is damaged ({first.split(". ")[0][:120]}); delete it to '
+            'recompute the modes on --resume, or start the run again with '
+            '--overwrite') from e
+    keys = ('modes', 'nearest', 'sizes')
+    if not isinstance(data, dict) or not all(k in data for k in keys):
+        raise UserError(
+            f'{path} is damaged (not a modes file: expected a dict with '
+            f'{", ".join(keys)}); delete it to recompute the modes on '
+            '--resume, or start the run again with --overwrite')
+    return data
+
 class Synthesizer:
     """Builds one synthetic data set from a config (see ``configs/mgd3``).
 
@@ -263,7 +286,7 @@ class Synthesizer:
         """Per-class modes; loaded from ``modes.pt`` when resuming."""
         path = os.path.join(self.out_dir, MODES)
         if os.path.isfile(path):
-            data = torch.load(path, weights_only=True)
+            data = _load_modes(path)
             if data.get('fingerprint') == self.fp:
                 return data
         md = SYNTHESIS.build({**self.settings['mode_discovery'],

@@ -81,8 +81,24 @@ def sub_state_dict(state, prefixes):
     return None, {}
 
 
+def check_finite(state, path):
+    """Every floating-point tensor of ``state`` must be finite: NaN / inf
+    weights sample blank images and break the metrics far from the cause."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and
+           v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        n = sum(int((~torch.isfinite(state[k])).sum()) for k in bad)
+        raise UserError(
+            f'checkpoint {path} holds weights that are not finite ({n} '
+            f'NaN/inf values in {len(bad)} tensors, first: {bad[0]}); use '
+            'an earlier checkpoint of the run')
+    return state
+
+
 def load_into(module, state, what, path):
-    """``module.load_state_dict(state)`` with a one-line error on mismatch."""
+    """``module.load_state_dict(state)`` with a one-line error on mismatch
+    or non-finite weights."""
+    check_finite(state, path)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -99,11 +115,16 @@ def atomic_write(path, write_fn, mode='wb'):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                               suffix='.tmp', dir=folder)
+    # the writer's pid is in the name: a restart removes only the temporary
+    # files of writers that are gone (see ``is_stale_temp``)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{os.path.basename(path)}.p{os.getpid()}.', suffix='.tmp',
+        dir=folder)
+    rec = None
     try:
         with os.fdopen(fd, mode) as f:
-            write_fn(f)
+            rec = _WriteRecorder(f)
+            write_fn(rec)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates 0600; give the file the usual umask permissions
@@ -111,12 +132,94 @@ def atomic_write(path, write_fn, mode='wb'):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # the writer may hide the OS error behind its own (torch's zip
+        # writer: 'unexpected pos'); report the real one, naming the target
+        cause = rec.error if rec is not None and rec.error is not None \
+            else e
+        if isinstance(cause, OSError) and cause.errno:
+            raise OSError(cause.errno, os.strerror(cause.errno), path) from e
         raise
+
+
+class _WriteRecorder:
+    """A file object that remembers the first OSError of ``write`` /
+    ``flush`` (some writers swallow it and fail later with a message of
+    their own)."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def _call(self, name, *args):
+        try:
+            return getattr(self._f, name)(*args)
+        except OSError as e:
+            if self.error is None:
+                self.error = e
+            raise
+
+    def write(self, data):
+        return self._call('write', data)
+
+    def flush(self):
+        return self._call('flush')
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def is_stale_temp(name):
+    """True for a temporary file of :func:`atomic_write` whose writer is
+    this process or no longer runs (its pid is in the name); False for one
+    of a live other process and for files of other origin."""
+    import re
+
+    from .lock import pid_alive
+    m = re.search(r'\.p(\d+)\.[^.]*\.tmp$', os.path.basename(name))
+    if m is None:
+        return False
+    pid = int(m.group(1))
+    return pid == os.getpid() or not pid_alive(pid)
 
 
 def atomic_torch_save(obj, path):
     """torch.save through :func:`atomic_write`."""
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def complete_student_state(own, state, path, what='checkpoint'):
+    """Check that ``state`` holds every trained weight of a model whose own
+    state dict is ``own``, and fill a missing EMA from the raw weights.
+
+    ``net.*`` (the trained network) must be complete. ``net_ema.*`` is used
+    when the file has it (then it must be complete too); a file without any
+    ``net_ema.*`` (e.g. ``student_{N}step.pth``) gets its EMA copied from
+    ``net.*`` so the model never samples its initial weights. Other missing
+    entries (a teacher loaded from ``teacher_ckpt``, counters) are left to
+    the model. Returns the (possibly extended) state.
+
+    Raises:
+        UserError: naming how many keys of which prefix are missing.
+    """
+    state = dict(state)
+    for prefix in ('net.', 'net_ema.'):
+        wanted = [k for k in own if k.startswith(prefix)]
+        if not wanted:
+            continue
+        present = [k for k in state if k.startswith(prefix)]
+        if prefix == 'net_ema.' and not present:
+            for k in wanted:
+                src = 'net.' + k[len(prefix):]
+                if src in state:
+                    state[k] = state[src]
+            continue
+        missing = [k for k in wanted if k not in state]
+        if missing:
+            raise UserError(
+                f'{what} {path} lacks {len(missing)} of the {len(wanted)} '
+                f"weights under '{prefix}' (first: {missing[0]}); it is not "
+                'a complete checkpoint of this model: use a full training '
+                'checkpoint and the config it was trained with')
+    return state

@@ -12,7 +12,7 @@ orders the work so every instant has a complete, loadable state on disk:
 3. only then is the oldest checkpoint beyond ``max_keep_ckpts`` removed.
 
 Temporary files left behind by a killed writer are removed when training
-starts.
+starts (only those whose writer process is gone: the pid is in the name).
 """
 import glob
 import os
@@ -23,6 +23,7 @@ from mmengine.hooks import CheckpointHook
 
 from mmdistill.registry import HOOKS
 from mmdistill.utils import atomic_write
+from mmdistill.utils.checkpoint import is_stale_temp
 
 
 @HOOKS.register_module()
@@ -36,7 +37,8 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if is_main_process() and osp.isdir(str(self.out_dir)):
             for tmp in glob.glob(osp.join(str(self.out_dir), '.*.tmp')):
-                os.unlink(tmp)
+                if is_stale_temp(tmp):  # never a live writer's file
+                    os.unlink(tmp)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         filename = self.filename_tmpl.format(step)

@@ -132,8 +132,10 @@ def load_pipeline(folder, device='cpu'):
 def load_student_checkpoint(model, ckpt):
     """Load a training checkpoint into ``model`` (student weights, EMA, the
     progressive ``num_steps``); the teacher and frozen parts may be
-    absent."""
-    from mmdistill.utils import load_state_dict
+    absent. Every student weight (``net.*``) must be in the file; the EMA
+    is taken from the file when it holds one, else from ``net.*``."""
+    from mmdistill.utils import (check_finite, complete_student_state,
+                                 load_state_dict)
     state = load_state_dict(ckpt)
     own = model.state_dict()
     keep = {k: v for k, v in state.items()
@@ -146,7 +148,11 @@ def load_student_checkpoint(model, ckpt):
         raise UserError(f'checkpoint {ckpt} does not match the config '
                         f'(first mismatching key: {bad[0]}); use the config '
                         'the checkpoint was trained with')
-    model.load_state_dict(keep, strict=False)
+    keep = complete_student_state(own, keep, ckpt)
+    check_finite(keep, ckpt)
+    res = model.load_state_dict(keep, strict=False)
+    left = [k for k in res.missing_keys if k.startswith(('net.', 'net_ema.'))]
+    assert not left and not res.unexpected_keys, (left, res.unexpected_keys)
     return model
 
 
