@@ -16,7 +16,7 @@ from _reliability import (ROOT, TEACHER, assert_not_damaged,
 # ----------------------------------------------- 1. export of a student
 @pytest.fixture(scope='module')
 def tiny_unet2d(tmp_path_factory):
-    from mmdistill.models.latent.tiny import make_tiny_unet2d
+    from _tiny_diffusers import make_tiny_unet2d
     return make_tiny_unet2d(str(tmp_path_factory.mktemp('unet2d') / 'm'))
 
 
@@ -45,7 +45,7 @@ def test_export_net_only_checkpoint_exports_trained_weights(tiny_unet2d,
     """A ``student_{N}step.pth``-layout file (only ``net.*``) into a config
     with EMA: the exported network is the trained one, not the
     initialisation the EMA copy still holds."""
-    from mmdistill.models.latent.export import (export_student,
+    from mmdistill.models.adapters.export import (export_student,
                                                 load_student_checkpoint)
     src = _stage1(tiny_unet2d)
     state = _trained(src)
@@ -63,7 +63,7 @@ def test_export_net_only_checkpoint_exports_trained_weights(tiny_unet2d,
 
 
 def test_export_incomplete_checkpoint_is_refused(tiny_unet2d, tmp_path):
-    from mmdistill.models.latent.export import load_student_checkpoint
+    from mmdistill.models.adapters.export import load_student_checkpoint
     from mmdistill.utils import UserError
     state = _trained(_stage1(tiny_unet2d))
     one = dict([next(iter(state.items()))])
