@@ -10,8 +10,9 @@ import os
 import os.path as osp
 import time
 
-from mmdistill.apis import (add_common_args, check_output_folder, cli_main,
-                            load_config)
+from mmdistill.apis import (add_common_args, add_launcher_args,
+                            check_output_folder, cli_main, load_config,
+                            set_local_rank)
 from mmdistill.utils import UserError
 
 
@@ -22,14 +23,9 @@ def parse_args():
     p.add_argument('checkpoint', help='weights (a tools/train.py checkpoint '
                    'or a bare state dict / .safetensors)')
     p.add_argument('--work-dir', help='where results are written')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(p)
     add_common_args(p)
-    args = p.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return set_local_rank(p.parse_args())
 
 
 def markdown_table(results, title):

@@ -9,8 +9,9 @@ import argparse
 import os
 import os.path as osp
 
-from mmdistill.apis import (add_common_args, check_output_folder, cli_main,
-                            load_config)
+from mmdistill.apis import (add_common_args, add_launcher_args,
+                            check_output_folder, cli_main, load_config,
+                            set_local_rank)
 from mmdistill.utils import UserError
 
 
@@ -23,14 +24,9 @@ def parse_args():
                    'or from the given checkpoint')
     p.add_argument('--amp', action='store_true',
                    help='automatic mixed precision (bf16 on GPUs)')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_args(p)
     add_common_args(p)
-    args = p.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return set_local_rank(p.parse_args())
 
 
 @cli_main

@@ -5,6 +5,7 @@ import os
 import sys
 
 from mmdistill.utils import UserError
+from mmdistill.utils.config import load_config  # noqa: F401  (re-export)
 
 
 def add_common_args(parser):
@@ -17,64 +18,20 @@ def add_common_args(parser):
     return parser
 
 
-def load_config(path, cfg_options=()):
-    """``Config.fromfile`` plus ``--cfg-options`` with one-line errors."""
-    from mmengine.config import Config, DictAction
-    if not os.path.isfile(path):
-        raise UserError(f'config not found: {path} (see configs/ for the '
-                        'shipped ones)')
-    try:
-        cfg = Config.fromfile(path)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f'cannot parse config {path}: '
-                        f'{type(e).__name__}: {str(e).splitlines()[0]}') from e
-    if cfg_options:
-        opts = {}
-        for item in cfg_options:
-            if '=' not in item:
-                raise UserError(f'bad --cfg-options entry {item!r} (use '
-                                'KEY=VALUE)')
-            k, v = item.split('=', 1)
-            if not k or not all(k.split('.')):
-                raise UserError(f'bad --cfg-options entry {item!r}: empty '
-                                'key or key part (use KEY=VALUE, e.g. '
-                                'train_cfg.max_iters=100)')
-            _check_list_indices(cfg, k, item)
-            try:
-                opts[k] = DictAction._parse_iterable(v)
-            except (RecursionError, AssertionError, ValueError) as e:
-                raise UserError(
-                    f'cannot parse --cfg-options value {item!r} (lists and '
-                    'tuples of plain values only; put dicts in a config '
-                    'file)') from e
-        cfg.merge_from_dict(opts)
-    return cfg
+def add_launcher_args(parser):
+    """``--launcher`` and ``--local-rank`` as mmagic's tools take them."""
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
 
 
-def _check_list_indices(cfg, key, item):
-    """A numeric part of ``key`` that indexes a list of the config must be in
-    range (mmengine raises a KeyError deep in the merge otherwise)."""
-    node = cfg
-    for i, part in enumerate(key.split('.')):
-        if isinstance(node, (list, tuple)):
-            if not part.isdigit():
-                return
-            if int(part) >= len(node):
-                where = '.'.join(key.split('.')[:i])
-                raise UserError(
-                    f'bad --cfg-options entry {item!r}: index {part} is out '
-                    f'of range ({where} has {len(node)} entries: 0..'
-                    f'{len(node) - 1})')
-            node = node[int(part)]
-        elif hasattr(node, 'get'):
-            try:
-                node = node.get(part)
-            except Exception:  # noqa: BLE001
-                return
-            if node is None:
-                return
-        else:
-            return
+def set_local_rank(args):
+    """``LOCAL_RANK`` from ``--local-rank`` unless the launcher set it."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def check_finite_arg(value, option):

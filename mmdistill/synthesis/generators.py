@@ -58,7 +58,7 @@ def resolve_model_config(model: Union[str, dict],
         tuple[dict, str | None]: (model config, checkpoint).
     """
     if isinstance(model, str):
-        from mmdistill.apis import load_config
+        from mmdistill.utils.config import load_config
         cfg = load_config(model)
         if 'model' not in cfg:
             raise UserError(f'{model} defines no model')
