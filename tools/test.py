@@ -6,7 +6,6 @@ sample accuracy) and write the results as JSON and a markdown table.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import time
 

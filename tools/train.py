@@ -6,7 +6,6 @@
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os
 import os.path as osp
 
 from mmdistill.apis import (add_common_args, add_launcher_args,
