@@ -83,7 +83,8 @@ def run(args: argparse.Namespace, log: Log) -> Tuple[str, Dict[str, Any]]:
     for what in NAMES:
         res[what] = run_child(child_cmd(args, [
             '--child', 'memory', '--what', what, '--train-batch',
-            str(args.train_batch), '--threads', str(args.threads)]),
+            str(args.train_batch), '--threads', str(args.threads),
+            '--mem-iters', str(args.mem_iters)]),
             args.threads)
     t = res['teacher']['peak_mib'] - res['teacher']['base_mib']
     rows = []
