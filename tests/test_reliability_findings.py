@@ -4,6 +4,7 @@ one-line error / the correct result."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -462,6 +463,9 @@ def test_error_at_training_start_keeps_the_config_dump(opt, tmp_path):
     dumps = list(wd.glob('*.py'))
     assert dumps
     before = snapshot(wd)
+    # mmengine names a run's log folder by the second it started: a second
+    # run within the same second would share it (a known gap)
+    time.sleep(1.1)
     code, err = run_train_inprocess(TEACHER, wd, 'train_cfg.max_iters=2',
                                     opt)
     assert_one_line_error(code, err)
