@@ -131,8 +131,8 @@ def test_config_smoke_stage1_stage2_export(fam, tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
     else:  # what tools/export.py does, in process
         from mmdistill.models.adapters.export import (default_steps,
-                                                    export_student,
-                                                    load_student_checkpoint)
+                                                    export_student)
+        from mmdistill.utils import load_student_checkpoint
         from mmdistill.registry import MODELS
         fresh = load_student_checkpoint(MODELS.build(cfg2.model), ckpt2)
         export_student(fresh, out_dir, default_steps(fresh), 2.0)

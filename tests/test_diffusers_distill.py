@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import mmdistill  # noqa: F401
-from mmdistill.models.adapters.export import (export_student, load_pipeline,
-                                            load_student_checkpoint)
+from mmdistill.models.adapters.export import export_student, load_pipeline
+from mmdistill.utils import load_student_checkpoint
 from _tiny_diffusers import (make_tiny_dit, make_tiny_sd, make_tiny_unet2d)
 from mmdistill.registry import MODELS
 

@@ -46,8 +46,8 @@ def test_export_net_only_checkpoint_exports_trained_weights(tiny_unet2d,
     """A ``student_{N}step.pth``-layout file (only ``net.*``) into a config
     with EMA: the exported network is the trained one, not the
     initialisation the EMA copy still holds."""
-    from mmdistill.models.adapters.export import (export_student,
-                                                load_student_checkpoint)
+    from mmdistill.models.adapters.export import export_student
+    from mmdistill.utils import load_student_checkpoint
     src = _stage1(tiny_unet2d)
     state = _trained(src)
     ckpt = tmp_path / 'student_1step.pth'
@@ -64,7 +64,7 @@ def test_export_net_only_checkpoint_exports_trained_weights(tiny_unet2d,
 
 
 def test_export_incomplete_checkpoint_is_refused(tiny_unet2d, tmp_path):
-    from mmdistill.models.adapters.export import load_student_checkpoint
+    from mmdistill.utils import load_student_checkpoint
     from mmdistill.utils import UserError
     state = _trained(_stage1(tiny_unet2d))
     one = dict([next(iter(state.items()))])

@@ -14,15 +14,14 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
-import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmdistill.apis import cli_main  # noqa: E402
 from mmdistill.utils import UserError  # noqa: E402
+from projects.digits.stages import run_stage  # noqa: E402
 
 TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
 STAGE1_CFG = 'configs/guided_distill/guided_distill_digits.py'
@@ -59,8 +58,8 @@ def parse_args(argv=None):
 
 def stage2_settings(config):
     """The stage-2 config's N (``model.num_steps``) and the position of
-    its ProgressiveDistillationHook in ``custom_hooks`` (for
-    ``--cfg-options``)."""
+    its ProgressiveDistillationHook in ``custom_hooks`` (for the
+    overrides)."""
     from mmdistill.apis import load_config
     cfg = load_config(osp.join(ROOT, config))
     index = [i for i, h in enumerate(cfg.custom_hooks)
@@ -69,28 +68,6 @@ def stage2_settings(config):
         raise UserError(f'{config} needs one ProgressiveDistillationHook in '
                         f'custom_hooks, found {len(index)}')
     return cfg.model.num_steps, index[0]
-
-
-def run_stage(name, config, work_dir, last_ckpt, options):
-    """``tools/train.py config`` unless ``last_ckpt`` already exists."""
-    if osp.isfile(last_ckpt):
-        print(f'[demo] {name}: reusing {last_ckpt}')
-        return 0.0
-    cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), config,
-           '--work-dir', work_dir]
-    if options:
-        cmd += ['--cfg-options'] + options
-    print(f'[demo] {name}: ' + ' '.join(cmd[1:]), flush=True)
-    t0 = time.time()
-    log = open(osp.join(osp.dirname(work_dir) or '.', f'{name}.log'), 'w')
-    r = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    if r.returncode != 0 or not osp.isfile(last_ckpt):
-        raise UserError(f'{name} failed (exit {r.returncode}); see '
-                        f'{log.name}')
-    dt = time.time() - t0
-    print(f'[demo] {name}: done in {dt / 60:.1f} min', flush=True)
-    return dt
 
 
 @cli_main
@@ -104,7 +81,7 @@ def main():
     per_half = args.iters_per_halving or (5 if q else 200)
     n_eval = 100 if q else args.num_samples
     ref_steps = 16 if q else args.teacher_steps
-    small = ['model.denoiser.base_channels=8'] if q else []
+    small = {'model.denoiser.base_channels': 8} if q else {}
     timings = {}
 
     n_cfg, hook = stage2_settings(args.stage2_config)
@@ -118,33 +95,32 @@ def main():
     if args.teacher_ckpt and not osp.isfile(t_ckpt):
         raise UserError(f'--teacher-ckpt {t_ckpt} does not exist; give an '
                         'existing CFG teacher checkpoint or leave it out')
-    timings['teacher'] = run_stage(
-        'teacher', TEACHER_CFG, t_dir, t_ckpt,
-        [f'train_cfg.max_iters={t_iters}',
-         f'default_hooks.checkpoint.interval={t_iters}',
-         f'param_scheduler.0.end={min(100, t_iters // 10)}',
-         f'param_scheduler.1.begin={min(100, t_iters // 10)}',
-         f'param_scheduler.1.end={t_iters}'] + small)
+    run_stage('teacher', TEACHER_CFG, t_dir, t_ckpt, {
+        'train_cfg.max_iters': t_iters,
+        'default_hooks.checkpoint.interval': t_iters,
+        'param_scheduler.0.end': min(100, t_iters // 10),
+        'param_scheduler.1.begin': min(100, t_iters // 10),
+        'param_scheduler.1.end': t_iters, **small}, timings=timings)
 
     s1_dir = osp.join(wd, 'stage1')
     s1_ckpt = osp.join(s1_dir, f'iter_{s1_iters}.pth')
-    timings['stage1'] = run_stage(
-        'stage1', STAGE1_CFG, s1_dir, s1_ckpt,
-        [f'model.teacher_ckpt={t_ckpt}', f'train_cfg.max_iters={s1_iters}',
-         f'default_hooks.checkpoint.interval={s1_iters}',
-         f'param_scheduler.0.end={s1_iters}'] +
-        (['model.teacher.denoiser.base_channels=8'] if q else []))
+    run_stage('stage1', STAGE1_CFG, s1_dir, s1_ckpt, {
+        'model.teacher_ckpt': t_ckpt, 'train_cfg.max_iters': s1_iters,
+        'default_hooks.checkpoint.interval': s1_iters,
+        'param_scheduler.0.end': s1_iters,
+        **({'model.teacher.denoiser.base_channels': 8} if q else {})},
+        timings=timings)
 
     s2_dir = osp.join(wd, 'progressive')
     s2_ckpt = osp.join(s2_dir, 'student_1step.pth')
-    timings['progressive'] = run_stage(
-        'progressive', args.stage2_config, s2_dir, s2_ckpt,
-        [f'model.teacher_ckpt={s1_ckpt}', f'model.num_steps={n_start}',
-         f'train_cfg.max_iters={n_stages * per_half}',
-         f'custom_hooks.{hook}.iters_per_stage={per_half}',
-         f'param_scheduler.0.end={per_half}',
-         f'default_hooks.checkpoint.interval={n_stages * per_half}'] +
-        (['model.student.base_channels=8'] if q else []))
+    run_stage('progressive', args.stage2_config, s2_dir, s2_ckpt, {
+        'model.teacher_ckpt': s1_ckpt, 'model.num_steps': n_start,
+        'train_cfg.max_iters': n_stages * per_half,
+        f'custom_hooks.{hook}.iters_per_stage': per_half,
+        'param_scheduler.0.end': per_half,
+        'default_hooks.checkpoint.interval': n_stages * per_half,
+        **({'model.student.base_channels': 8} if q else {})},
+        timings=timings)
 
     with open(osp.join(wd, 'timings.json'), 'w') as f:
         json.dump(timings, f, indent=1)
@@ -152,8 +128,7 @@ def main():
         return
     from projects.digits.report import evaluate_and_report
     evaluate_and_report(wd, t_ckpt, s2_dir, n_eval=n_eval,
-                        ref_steps=ref_steps, quick=q,
-                        small_cfg=small, timings=timings)
+                        ref_steps=ref_steps, quick=q, timings=timings)
     print(f'[demo] report: {osp.join(wd, "report.md")}')
 
 

@@ -117,11 +117,8 @@ def main():
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    from projects.digits.report import _features, generate
-    from mmdistill.utils import atomic_torch_save, file_sha256
-    from mmdistill.datasets import DigitsDataset
-    from mmdistill.evaluation import (accuracy, build_extractor,
-                                      fid_from_features, inception_score)
+    from mmdistill.utils import file_sha256
+    from projects.digits.report import DigitsScorer, load_students
     args = parse_args()
     if args.render:
         with open(osp.join(args.out, 'zoo.json')) as fh:
@@ -135,45 +132,20 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     teacher = init_model(Config.fromfile('configs/teacher/cfg_unet_digits.py'),
                          args.teacher)
-    scfg = Config.fromfile('configs/progressive/progressive_digits_128to1.py')
-    students = {}
-    for n in (1, 2, 4, 8):
-        path = osp.join(args.students, f'digits_student_{n}step.pth')
-        if not osp.isfile(path):  # a stage-2 work dir
-            path = osp.join(args.students, f'student_{n}step.pth')
-        scfg.model.teacher_ckpt, scfg.model.num_steps = path, n
-        students[n] = init_model(scfg)
-    ext = build_extractor('classifier')
-    f_real, _ = _features(ext, DigitsDataset('train').images)
+    students = load_students(
+        args.students, 'configs/progressive/progressive_digits_128to1.py')
+    scorer = DigitsScorer()
     rows = []
-
     t_hash = file_sha256(args.teacher, 12)
 
-    def sample_features(model, steps, w, n, cache):
-        path = osp.join(args.ref_cache,
-                        f'{t_hash}_s{steps}_w{w:g}_n{n}.pt') if cache \
-            else None
-        if path and osp.isfile(path):
-            return torch.load(path, weights_only=True)
-        imgs, labels, secs = generate(model, n, dict(steps=steps,
-                                                     guidance=w))
-        f, p = _features(ext, imgs)
-        out = dict(f=f, p=p, labels=labels, secs=secs)
-        if path:
-            os.makedirs(args.ref_cache, exist_ok=True)
-            atomic_torch_save(out, path)
-        return out
+    def cache(steps, w, n):
+        return osp.join(args.ref_cache, f'{t_hash}_s{steps}_w{w:g}_n{n}.pt')
 
     def run(table, name, model, steps, w, nfe, n, ref):
         t0 = time.time()
-        s = sample_features(model, steps, w, n, cache=ref is None)
-        f, p, labels, secs = s['f'], s['p'], s['labels'], s['secs']
-        r = dict(table=table, model=name, steps=steps, nfe=nfe, w=w, n=n,
-                 fid_real=fid_from_features(f, f_real),
-                 fid_teacher=None if ref is None else fid_from_features(
-                     f, ref), IS=inception_score(p.float()),
-                 acc=100 * accuracy(p.float(), labels),
-                 ms=1000 * secs / n)
+        r, f = scorer.measure(name, model, n, steps, w, nfe, ref,
+                              cache=cache(steps, w, n) if ref is None
+                              else None, table=table, n=n)
         rows.append(r)
         print(json.dumps(r), f'({time.time() - t0:.0f}s)', flush=True)
         with open(osp.join(args.out, 'zoo.json'), 'w') as fh:
@@ -189,7 +161,8 @@ def main():
         for w in ws:
             k = 2 if w else 1
             if args.only_refs:
-                sample_features(teacher, ref_steps, w, n, cache=True)
+                scorer.sample(teacher, n, dict(steps=ref_steps, guidance=w),
+                              cache(ref_steps, w, n))
                 print(f'reference {ref_steps} steps w={w:g} n={n} ready',
                       flush=True)
                 continue

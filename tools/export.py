@@ -33,16 +33,13 @@ def parse_args():
 def main():
     from mmdistill import register_all_modules
     register_all_modules()
-    from mmdistill.models.adapters.export import (default_steps,
-                                                export_student,
-                                                load_student_checkpoint)
-    from mmdistill.registry import MODELS
+    from mmdistill.apis import load_student
+    from mmdistill.models.adapters.export import default_steps, export_student
     args = parse_args()
     check_output_folder(args.out_dir, 'OUT_DIR')
     check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
-    model = MODELS.build(cfg.model)
-    load_student_checkpoint(model, args.checkpoint)
+    model = load_student(args.checkpoint, cfg)
     steps = args.steps or default_steps(model)
     out = export_student(model, args.out_dir, steps, args.guidance,
                          args.sample_model)

@@ -24,8 +24,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from mmdistill.apis import cli_main, load_config  # noqa: E402
+from mmdistill.apis import cli_main  # noqa: E402
 from mmdistill.utils import UserError  # noqa: E402
+from projects.digits.stages import run_stage  # noqa: E402
 
 CFG_DIR = 'configs/latent_digits'
 TEACHER_CFG = f'{CFG_DIR}/cfg_unet_latent_digits.py'
@@ -97,31 +98,6 @@ def lr_schedule(iters, warmup=None):
                  end=iters, eta_min=1e-5)]
 
 
-def run_stage(name, config, work_dir, last_ckpt, overrides, timings):
-    """Train ``config`` with ``overrides`` through the runner, unless
-    ``last_ckpt`` exists."""
-    if osp.isfile(last_ckpt):
-        print(f'[latent] {name}: reusing {last_ckpt}', flush=True)
-        return
-    from mmdistill import register_all_modules
-    register_all_modules()
-    from mmdistill.engine import DistillRunner
-    cfg = load_config(osp.join(ROOT, config))
-    cfg.merge_from_dict(overrides)
-    cfg.work_dir, cfg.launcher = work_dir, 'none'
-    print(f'[latent] {name}: {config} -> {work_dir}', flush=True)
-    t0 = time.time()
-    runner = DistillRunner.from_cfg(cfg)
-    runner.train()
-    del runner
-    if not osp.isfile(last_ckpt):
-        raise UserError(f'{name} finished without writing {last_ckpt}; see '
-                        f'the log in {work_dir}')
-    timings[name] = time.time() - t0
-    print(f'[latent] {name}: done in {timings[name] / 60:.1f} min',
-          flush=True)
-
-
 def make_vae_and_cache(wd, vae_iters, vae_channels, timings):
     """Train and save the VAE (``wd/vae/vae``) and write the latent cache
     of the training digits (``wd/latent_cache``); both reused if present."""
@@ -184,7 +160,7 @@ def run(argv=None):
         'default_hooks.checkpoint.interval': t_iters,
         'param_scheduler': lr_schedule(t_iters,
                                        max(1, min(100, t_iters // 10)))},
-        timings)
+        prefix='latent', timings=timings)
 
     s1_iters, s1_dir = s['stage1_iters'], osp.join(wd, 'stage1')
     s1_ckpt = osp.join(s1_dir, f'iter_{s1_iters}.pth')
@@ -194,7 +170,8 @@ def run(argv=None):
         'model.teacher.denoiser.base_channels': s['width'],
         'model.teacher_ckpt': t_ckpt, 'train_cfg.max_iters': s1_iters,
         'default_hooks.checkpoint.interval': s1_iters,
-        'param_scheduler': lr_schedule(s1_iters)}, timings)
+        'param_scheduler': lr_schedule(s1_iters)},
+        prefix='latent', timings=timings)
 
     per_half, n = s['per_half'], s['n_start']
     halvings = n.bit_length()  # n, n/2, ..., 1
@@ -210,7 +187,8 @@ def run(argv=None):
                   'custom_hooks': [
                       dict(type='PortableCheckpointHook'),
                       dict(type='ProgressiveDistillationHook', n_end=1,
-                           iters_per_stage=per_half)]}, timings)
+                           iters_per_stage=per_half)]},
+              prefix='latent', timings=timings)
 
     from projects.digits.latent_report import evaluate_latent_digits
     t0 = time.time()

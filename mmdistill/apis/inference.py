@@ -1,4 +1,6 @@
 """Build a model from its config and load trained weights safely."""
+import copy
+
 import torch
 
 from mmdistill.utils import UserError, load_into, load_state_dict
@@ -31,4 +33,49 @@ def init_model(cfg, checkpoint=None, device='cpu'):
     if checkpoint is not None:
         state = load_state_dict(checkpoint)
         load_into(model, state, 'model', checkpoint)
+    return model.to(torch.device(device)).eval()
+
+
+def load_student(checkpoint, config=None, device='cpu'):
+    """Build a distiller and load its student from ``checkpoint``.
+
+    The teacher is not loaded (sampling uses only the student), so a
+    student file can be read without the teacher's checkpoint on disk.
+
+    Args:
+        checkpoint (str): a stage-1 / stage-2 training checkpoint or a
+            ``student_{N}step.pth`` file (``net.*``, ``num_steps``).
+        config (str | Config, optional): the config the student was trained
+            with; by default the single config dumped beside
+            ``checkpoint`` (the run's work dir).
+        device (str): where to put the model.
+
+    Returns:
+        nn.Module in eval mode, its ``num_steps`` taken from the file.
+
+    Raises:
+        UserError: no config found, or the file does not hold a complete
+            student of this config.
+    """
+    import glob
+    import os.path as osp
+
+    from mmdistill.utils import load_student_checkpoint
+    from mmdistill.utils.config import load_config
+    if config is None:
+        found = sorted(glob.glob(osp.join(osp.dirname(osp.abspath(
+            checkpoint)), '*.py')))
+        if len(found) != 1:
+            raise UserError(
+                f'cannot tell the config of {checkpoint}: its folder holds '
+                f'{len(found)} config files; pass the config it was trained '
+                'with')
+        config = found[0]
+    cfg = load_config(config) if isinstance(config, str) else \
+        copy.deepcopy(config)
+    for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
+        if key in cfg.model:
+            cfg.model[key] = None
+    model = init_model(cfg)
+    load_student_checkpoint(model, checkpoint)
     return model.to(torch.device(device)).eval()

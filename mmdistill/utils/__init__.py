@@ -1,11 +1,13 @@
 from .checkpoint import (atomic_torch_save, atomic_write, check_finite,
                          complete_student_state, load_into,
-                         load_state_dict, sub_state_dict)
+                         load_state_dict, load_student_checkpoint,
+                         sub_state_dict)
 from .errors import UserError
 from .hashing import file_sha256
 
 __all__ = [
     'UserError', 'atomic_torch_save', 'atomic_write', 'check_finite',
     'complete_student_state', 'file_sha256',
-    'load_into', 'load_state_dict', 'sub_state_dict'
+    'load_into', 'load_state_dict', 'load_student_checkpoint',
+    'sub_state_dict'
 ]

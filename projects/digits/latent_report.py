@@ -13,34 +13,19 @@ decode(encode(real)) of the training and of the test images.
 """
 import json
 import os.path as osp
-import time
 
 import torch
 
+from .report import (METRIC_WS, DigitsScorer, load_students, measure_sweep,
+                     say, table_lines, write_pictures)
 from .vae import downsample_exact, upsample
-
-METRIC_WS = (0.0, 2.0)
-
-
-def _measure(ext, images, labels, f_real, f_ref=None):
-    """FID to real (and to the reference features), IS and accuracy of 8x8
-    images; returns (row metrics, features)."""
-    from mmdistill.evaluation import (accuracy, fid_from_features,
-                                      inception_score)
-    out = ext.extract(images, probs=True)
-    f, p = out['features'].double(), out['probs'].double()
-    return dict(fid_real=fid_from_features(f, f_real),
-                fid_teacher=None if f_ref is None else fid_from_features(
-                    f, f_ref),
-                IS=inception_score(p.float()),
-                acc=100 * accuracy(p.float(), labels)), f
 
 
 @torch.no_grad()
 def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
                            ref_steps=256, teacher_steps=(1, 2, 4, 8, 16),
                            ws=METRIC_WS, timings=None, pictures=True,
-                           log=print):
+                           log=say):
     """Measure the VAE floor, the latent teacher and the students of
     ``s2_dir``; write ``report.md`` / ``report.json`` (and ``samples.png``,
     ``fid_vs_nfe.png`` with ``pictures``) into ``wd``. Returns the rows.
@@ -58,62 +43,36 @@ def evaluate_latent_digits(wd, teacher_cfg, teacher_ckpt, s2_dir, n_eval=1000,
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    from projects.digits.report import generate, load_students
     from mmdistill.datasets import DigitsDataset
-    from mmdistill.evaluation import build_extractor
     teacher = init_model(Config.fromfile(teacher_cfg), teacher_ckpt)
     students = load_students(s2_dir)
     pre = teacher.data_preprocessor
     size = pre.vae.vae.config.sample_size
-    ext = build_extractor('classifier')
+    scorer = DigitsScorer(postprocess=downsample_exact)
     train, test = DigitsDataset('train'), DigitsDataset('test')
-    f_real = ext.extract(train.images, probs=False)['features'].double()
-    rows = []
-    m, _ = _measure(ext, test.images, test.labels, f_real)
-    rows.append(dict(model='real test (360)', steps='-', nfe='-', w='-',
-                     ms=None, **m))
+    rows = [dict(model='real test (360)', steps='-', nfe='-', w='-',
+                 **scorer.metrics(*scorer.features(test.images),
+                                  test.labels), ms=None)]
     for name, d in (('train', train), ('test', test)):
         rec = downsample_exact(pre.decode(pre.encode(upsample(d.images,
                                                               size))))
-        m, _ = _measure(ext, rec, d.labels, f_real)
+        m = scorer.metrics(*scorer.features(rec), d.labels)
         rows.append(dict(model=f'VAE reconstruction, {name} '
                          f'({len(d.labels)})', steps='-', nfe='-', w='-',
-                         ms=None, **m))
+                         **m, ms=None))
         log(f'[latent] VAE floor {name}: FID {m["fid_real"]:.2f} '
             f'acc {m["acc"]:.1f}%')
-
-    def measure(name, model, steps, w, nfe, ref=None):
-        t0 = time.perf_counter()
-        imgs, labels, secs = generate(model, n_eval, dict(
-            steps=steps, guidance=w, sampler='ddim'))
-        m, f = _measure(ext, downsample_exact(imgs), labels, f_real, ref)
-        rows.append(dict(model=name, steps=steps, nfe=nfe, w=w,
-                         ms=1000 * secs / n_eval, **m))
-        log(f'[latent] {name:>8} {steps:>4} steps w={w}: FID '
-            f'{m["fid_real"]:.2f}' + ('' if ref is None else
-                                      f' (to teacher {m["fid_teacher"]:.2f})')
-            + f' acc {m["acc"]:.1f}% ({time.perf_counter() - t0:.0f} s)',
-            flush=True)
-        return f
-
-    ref = {w: measure('teacher', teacher, ref_steps, w,
-                      ref_steps * (2 if w else 1)) for w in ws}
-    for w in ws:
-        for s in teacher_steps:
-            measure('teacher', teacher, s, w, s * (2 if w else 1), ref[w])
-    for n, st in sorted(students.items()):
-        for w in ws:
-            measure('student', st, n, w, n, ref[w])
+    rows += measure_sweep(scorer, teacher, students, n_eval, ref_steps,
+                          teacher_steps, ws, prefix='latent', log=log,
+                          sample_kwargs=dict(sampler='ddim'))
     write_latent_report(wd, rows, n_eval, ref_steps, timings)
     if pictures:
-        from projects.digits.report import write_pictures
         write_pictures(wd, teacher, students, ref_steps, rows)
     return rows
 
 
 def write_latent_report(wd, rows, n_eval, ref_steps, timings=None):
     """``report.json`` and ``report.md`` (one table row per measurement)."""
-    from projects.digits.report import table_lines
     with open(osp.join(wd, 'report.json'), 'w') as f:
         json.dump(dict(rows=rows, n_eval=n_eval, ref_steps=ref_steps,
                        timings=timings), f, indent=1)

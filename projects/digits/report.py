@@ -5,121 +5,175 @@ are used, so "FID to teacher" compares student and teacher samples drawn from
 the same starting noise, and all numbers come from ``n`` samples.
 """
 import json
+import os
 import os.path as osp
 import time
+from typing import Callable, Dict, Optional
 
 import torch
 
 STUDENT_STEPS = (1, 2, 4, 8)
 GRID_WS = (0.0, 1.0, 2.0, 4.0)
+METRIC_WS = (0.0, 2.0)
 
 
 def generate(model, n, sample_kwargs, base_seed=0, batch_size=500):
-    """``n`` samples with labels i % K and seeds base_seed + i; returns
-    (images, labels, seconds)."""
-    k = model.num_classes
+    """``n`` samples with labels i % K and seeds base_seed + i (the
+    evaluators' :class:`~mmdistill.evaluation.generative.SampleSource`);
+    returns (images, labels, sampling seconds)."""
+    from mmdistill.evaluation.generative import SampleSource
+    src = SampleSource(model, sample_kwargs, base_seed=base_seed)
     out, labs, secs = [], [], 0.0
     for s in range(0, n, batch_size):
-        idx = range(s, min(n, s + batch_size))
-        gens = [torch.Generator().manual_seed(base_seed + i) for i in idx]
-        noise = torch.stack([torch.randn(tuple(model.image_shape),
-                                         generator=g) for g in gens])
-        labels = torch.tensor([i % k for i in idx])
         t0 = time.perf_counter()
-        out.append(model.sample(labels, noise=noise, generator=gens,
-                                **sample_kwargs))
+        imgs, labels = src(list(range(s, min(n, s + batch_size))))
         secs += time.perf_counter() - t0
-        labs.append(labels)
+        out.append(imgs), labs.append(labels)
     return torch.cat(out), torch.cat(labs), secs
 
 
-def load_students(s2_dir, small_cfg=()):
-    """The progressive students ``student_{N}step.pth`` of a stage-2 run."""
-    from mmengine.config import Config
-
-    from mmdistill.apis import init_model
-    cfg = Config.fromfile(osp.join(s2_dir, osp.basename(_stage2_cfg_name(
-        s2_dir))))
-    students = {}
+def student_files(folder):
+    """``{N: path}`` of the students in ``folder``: ``student_{N}step.pth``
+    (a stage-2 work dir) or ``digits_student_{N}step.pth`` (the zoo)."""
+    found = {}
     for n in STUDENT_STEPS:
-        path = osp.join(s2_dir, f'student_{n}step.pth')
-        if osp.isfile(path):
-            # a student file holds the network ('net.*'): it initialises the
-            # distiller's student exactly as a stage-1 checkpoint would
-            cfg.model.teacher_ckpt, cfg.model.num_steps = path, n
-            students[n] = init_model(cfg)
-    return students
+        for name in (f'student_{n}step.pth', f'digits_student_{n}step.pth'):
+            if osp.isfile(osp.join(folder, name)):
+                found[n] = osp.join(folder, name)
+                break
+    return found
 
 
-def _stage2_cfg_name(s2_dir):
-    import glob
-    cfgs = sorted(glob.glob(osp.join(s2_dir, '*.py')))
-    return cfgs[0]
+def load_students(folder, config=None):
+    """The progressive students of ``folder`` (see :func:`student_files`),
+    built from ``config`` (default: the config dumped in ``folder``)."""
+    from mmdistill.apis import load_student
+    return {n: load_student(path, config)
+            for n, path in student_files(folder).items()}
 
 
-def _features(extractor, images):
-    out = extractor.extract(images, probs=True)
-    return out['features'].double(), out['probs'].double()
+class DigitsScorer:
+    """FID / IS / accuracy of generated digits with the digits classifier.
+
+    Args:
+        postprocess (callable, optional): maps generated images to the
+            classifier's 8x8 input (the latent pipeline's decoded 16x16
+            samples are brought back to 8x8).
+    """
+
+    def __init__(self, postprocess: Optional[Callable] = None) -> None:
+        from mmdistill.datasets import DigitsDataset
+        from mmdistill.evaluation import build_extractor
+        self.ext = build_extractor('classifier')
+        self.post = postprocess
+        self.f_real = self.features(DigitsDataset('train').images)[0]
+
+    def features(self, images):
+        """(features, class probabilities) of 8x8 images, float64."""
+        out = self.ext.extract(images, probs=True)
+        return out['features'].double(), out['probs'].double()
+
+    def metrics(self, f, p, labels, f_ref=None) -> Dict:
+        """FID to the real training set (and to ``f_ref``), IS, accuracy."""
+        from mmdistill.evaluation import (accuracy, fid_from_features,
+                                          inception_score)
+        return dict(fid_real=fid_from_features(f, self.f_real),
+                    fid_teacher=None if f_ref is None else fid_from_features(
+                        f, f_ref),
+                    IS=inception_score(p.float()),
+                    acc=100 * accuracy(p.float(), labels))
+
+    def sample(self, model, n, sample_kwargs, cache=None) -> Dict:
+        """Features, probabilities, labels and sampling time of ``n``
+        samples of ``model``; with ``cache`` (a file) kept on disk."""
+        if cache and osp.isfile(cache):
+            return torch.load(cache, weights_only=True)
+        imgs, labels, secs = generate(model, n, sample_kwargs)
+        if self.post is not None:
+            imgs = self.post(imgs)
+        f, p = self.features(imgs)
+        out = dict(f=f, p=p, labels=labels, secs=secs)
+        if cache:
+            from mmdistill.utils import atomic_torch_save
+            os.makedirs(osp.dirname(cache) or '.', exist_ok=True)
+            atomic_torch_save(out, cache)
+        return out
+
+    def measure(self, name, model, n, steps, w, nfe, f_ref=None, cache=None,
+                sample_kwargs=None, **extra):
+        """One report row: ``n`` samples of ``model`` at ``steps`` and
+        ``w``; returns (row, features)."""
+        kw = dict(steps=steps, guidance=w, **(sample_kwargs or {}))
+        s = self.sample(model, n, kw, cache)
+        row = dict(model=name, steps=steps, nfe=nfe, w=w, **extra,
+                   **self.metrics(s['f'], s['p'], s['labels'], f_ref),
+                   ms=1000 * s['secs'] / n)
+        return row, s['f']
+
+
+def say(line):
+    """Print a progress line at once (also when stdout is a pipe)."""
+    print(line, flush=True)
+
+
+def row_line(prefix, row):
+    """A report row as one progress line."""
+    ref = '' if row['fid_teacher'] is None else \
+        f" (to teacher {row['fid_teacher']:.2f})"
+    return (f"[{prefix}] {row['model']:>10} {row['steps']:>4} steps "
+            f"w={row['w']}: FID {row['fid_real']:.2f}{ref} acc "
+            f"{row['acc']:.1f}%")
+
+
+def measure_sweep(scorer, teacher, students, n, ref_steps, teacher_steps,
+                  ws=METRIC_WS, prefix='demo', log=say, **kw):
+    """The rows shared by the reports: for each w the teacher's
+    ``ref_steps`` reference, the teacher at ``teacher_steps`` and every
+    student, each scored against the reference at the same w."""
+    rows, ref = [], {}
+
+    def add(name, model, steps, w, nfe, f_ref=None):
+        row, f = scorer.measure(name, model, n, steps, w, nfe, f_ref, **kw)
+        rows.append(row)
+        log(row_line(prefix, row))
+        return f
+
+    for w in ws:
+        ref[w] = add('teacher', teacher, ref_steps, w,
+                     ref_steps * (2 if w else 1))
+    for w in ws:
+        for s in teacher_steps:
+            add('teacher', teacher, s, w, s * (2 if w else 1), ref[w])
+    for n_steps, st in sorted(students.items()):
+        for w in ws:
+            add('student', st, n_steps, w, n_steps, ref[w])
+    return rows
 
 
 @torch.no_grad()
 def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
-                        quick=False, small_cfg=(), timings=None):
+                        quick=False, timings=None):
     """Measure teacher and students and write report.md, report.json,
     samples.png and fid_vs_nfe.png into ``wd``."""
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
     from mmdistill.datasets import DigitsDataset
-    from mmdistill.evaluation import (accuracy, build_extractor,
-                                      fid_from_features, inception_score)
     from mmdistill.evaluation.extractors import resolve_repo_path
     dumped = osp.join(osp.dirname(teacher_ckpt), 'cfg_unet_digits.py')
     tcfg = Config.fromfile(dumped if osp.isfile(dumped) else
                            resolve_repo_path(
                                'configs/teacher/cfg_unet_digits.py'))
     teacher = init_model(tcfg, teacher_ckpt)
-    students = load_students(s2_dir, small_cfg)
-    ext = build_extractor('classifier')
-    real = DigitsDataset('train').images
-    f_real, _ = _features(ext, real)
-    f_test, p_test = _features(ext, DigitsDataset('test').images)
+    students = load_students(s2_dir)
+    scorer = DigitsScorer()
+    test = DigitsDataset('test')
     rows = [dict(model='real test (360)', steps='-', nfe='-', w='-',
-                 fid_real=fid_from_features(f_test, f_real),
-                 fid_teacher=None, IS=inception_score(p_test.float()),
-                 acc=100 * accuracy(p_test.float(),
-                                    DigitsDataset('test').labels),
-                 ms=None)]
-
-    def measure(name, model, steps, w, nfe, ref=None):
-        imgs, labels, secs = generate(model, n_eval, dict(
-            steps=steps, guidance=w, sampler='ddim'))
-        f, p = _features(ext, imgs)
-        row = dict(model=name, steps=steps, nfe=nfe, w=w,
-                   fid_real=fid_from_features(f, f_real),
-                   fid_teacher=None if ref is None else fid_from_features(
-                       f, ref),
-                   IS=inception_score(p.float()),
-                   acc=100 * accuracy(p.float(), labels),
-                   ms=1000 * secs / n_eval)
-        rows.append(row)
-        print(f"[demo] {name:>10} {steps:>4} steps w={w}: FID {row['fid_real']:.2f}"
-              f" acc {row['acc']:.1f}%", flush=True)
-        return f, imgs
-
-    metric_ws = (0.0, 2.0)
-    ref_feats, grids = {}, {}
-    for w in metric_ws:
-        ref_feats[w], grids[('teacher', w)] = measure(
-            f'teacher', teacher, ref_steps, w, ref_steps * (2 if w else 1))
-    teacher_curve = (1, 2, 4, 8, 16) if not quick else (2, )
-    for w in metric_ws:
-        for s in teacher_curve:
-            measure('teacher', teacher, s, w, s * (2 if w else 1),
-                    ref_feats[w])
-    for n, st in sorted(students.items()):
-        for w in metric_ws:
-            _, grids[(n, w)] = measure('student', st, n, w, n, ref_feats[w])
+                 **scorer.metrics(*scorer.features(test.images),
+                                  test.labels), ms=None)]
+    rows += measure_sweep(scorer, teacher, students, n_eval, ref_steps,
+                          (1, 2, 4, 8, 16) if not quick else (2, ),
+                          sample_kwargs=dict(sampler='ddim'))
     write_report(wd, rows, n_eval, ref_steps, timings)
     write_pictures(wd, teacher, students, ref_steps, rows)
     return rows

@@ -129,33 +129,6 @@ def load_pipeline(folder, device='cpu'):
     return mod.DistilledPipeline.from_pretrained(folder, device=device)
 
 
-def load_student_checkpoint(model, ckpt):
-    """Load a training checkpoint into ``model`` (student weights, EMA, the
-    progressive ``num_steps``); the teacher and frozen parts may be
-    absent. Every student weight (``net.*``) must be in the file; the EMA
-    is taken from the file when it holds one, else from ``net.*``."""
-    from mmdistill.utils import (check_finite, complete_student_state,
-                                 load_state_dict)
-    state = load_state_dict(ckpt)
-    own = model.state_dict()
-    keep = {k: v for k, v in state.items()
-            if k.startswith(('net.', 'net_ema.')) or k == 'num_steps'}
-    if not any(k.startswith('net.') for k in keep):
-        raise UserError(f'checkpoint {ckpt} holds no student weights '
-                        "('net.*'); export a stage-1 or stage-2 checkpoint")
-    bad = [k for k in keep if k not in own or own[k].shape != keep[k].shape]
-    if bad:
-        raise UserError(f'checkpoint {ckpt} does not match the config '
-                        f'(first mismatching key: {bad[0]}); use the config '
-                        'the checkpoint was trained with')
-    keep = complete_student_state(own, keep, ckpt)
-    check_finite(keep, ckpt)
-    res = model.load_state_dict(keep, strict=False)
-    left = [k for k in res.missing_keys if k.startswith(('net.', 'net_ema.'))]
-    assert not left and not res.unexpected_keys, (left, res.unexpected_keys)
-    return model
-
-
 def default_steps(model):
     n = getattr(model, 'num_steps', None)
     return int(n) if torch.is_tensor(n) else None
