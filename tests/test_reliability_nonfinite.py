@@ -2,6 +2,7 @@
 stops with a one-line error after ``max_consecutive`` non-finite steps in a
 row; weights and checkpoints stay finite."""
 import os
+import re
 import uuid
 
 import pytest
@@ -141,3 +142,102 @@ def test_amp_wrapper_skips_nonfinite_loss_and_stops(monkeypatch):
     assert torch.allclose(p.detach(), torch.full((2, ), 0.9))
     state = ow.state_dict()
     assert state['nonfinite_skips'] == 2 and 'loss_scaler' in state
+
+
+# -- finite divergence --------------------------------------------------------
+def _guarded(p, lr, **kw):
+    from mmdistill.engine.optim_wrapper import SafeOptimWrapper
+    return SafeOptimWrapper(optimizer=torch.optim.SGD([p], lr=lr), **kw)
+
+
+def test_loss_spike_stops_before_the_step():
+    """After ``warmup`` steps a loss ``factor`` times its running median
+    stops training before the update; 3x fluctuations do not."""
+    from mmdistill.utils import UserError
+    p = torch.nn.Parameter(torch.ones(4))
+    ow = _guarded(p, 1e-3, divergence=dict(warmup=3, factor=50.0))
+    for s in (1.0, 2.0, 1.5, 3.0):  # losses 4, 8, 6, 12 (median 7)
+        ow.update_params((p * s).sum())
+    before = p.detach().clone()
+    with pytest.raises(UserError) as e:
+        ow.update_params((p * 1000.0).sum())  # loss 4000 > 50 x 7
+    msg = str(e.value)
+    assert '\n' not in msg and 'training diverged' in msg
+    # p moved by the four small SGD steps: losses ~4, 8, 6, 12, then ~4000
+    assert re.search(r'the loss 3\.9\de\+03 is 5\d\dx its running median '
+                     r'6\.9', msg), msg
+    assert torch.equal(p.detach(), before)
+
+
+def test_gradient_norm_spike_stops_before_the_step():
+    from mmdistill.utils import UserError
+    p = torch.nn.Parameter(torch.ones(4))
+    ow = _guarded(p, 1e-3, divergence=dict(warmup=2))
+    for _ in range(3):
+        ow.update_params((p * 1.0).sum())  # gradient norm 2
+    before = p.detach().clone()
+    big = (p * 1e4).sum()
+    with pytest.raises(UserError, match=r'gradient norm 2e\+04 is 10000x'):
+        ow.update_params(big - big.detach() + 4.0)  # same loss, huge grad
+    assert torch.equal(p.detach(), before)
+
+
+def test_weight_blow_up_stops_in_the_same_step():
+    """A learning rate far too large blows the weights up in the first
+    step, before any history: the growth check stops the run in that
+    iteration; without the check the weights are kept."""
+    from mmdistill.utils import UserError
+    p = torch.nn.Parameter(torch.full((4, ), 0.1))
+    with pytest.raises(UserError, match='multiplied the weight norm by 1e'):
+        _guarded(p, 1e6).update_params(p.sum())
+    q = torch.nn.Parameter(torch.full((4, ), 0.1))
+    _guarded(q, 1e6, divergence=None).update_params(q.sum())
+    assert q.detach().abs().min() > 1e5
+    # zero-initialised weights may grow by any factor
+    z = torch.nn.Parameter(torch.zeros(4))
+    ow = _guarded(z, 1e-3)
+    for _ in range(3):
+        ow.update_params(z.sum())
+    assert torch.allclose(z.detach(), torch.full((4, ), -3e-3))
+
+
+def test_divergence_settings_are_checked():
+    p = torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match='unknown divergence keys'):
+        _guarded(p, 0.1, divergence=dict(facter=10))
+    with pytest.raises(ValueError, match='factor > 1'):
+        _guarded(p, 0.1, divergence=dict(factor=0.5))
+
+
+def test_divergence_history_survives_resume():
+    p = torch.nn.Parameter(torch.ones(2))
+    ow = _guarded(p, 0.1)
+    for s in (1.0, 2.0):
+        ow.update_params((p * s).sum())
+    ow2 = _guarded(torch.nn.Parameter(torch.ones(2)), 0.1)
+    ow2.load_state_dict(ow.state_dict())
+    assert list(ow2._history['loss']) == list(ow._history['loss'])
+    assert list(ow2._history['grad_norm']) == pytest.approx(
+        [2 ** 0.5, 2 * 2 ** 0.5])
+
+
+def test_lr_1e6_stops_before_a_checkpoint_keeps_diverged_weights(tmp_path):
+    """The reported case: learning rate 1e6 on the digits teacher, a
+    checkpoint every iteration. The run stops in its first iteration with
+    the one-line error and writes no checkpoint; with the check off the
+    same run saves blown-up weights."""
+    from _reliability import assert_one_line_error, run_train_inprocess
+    wd = tmp_path / 'guarded'
+    code, err = run_train_inprocess(TEACHER, wd,
+                                    'optim_wrapper.optimizer.lr=1000000.0',
+                                    'train_cfg.max_iters=3')
+    assert_one_line_error(code, err, 'training diverged at iteration 1',
+                          'weight norm')
+    assert not list(wd.rglob('iter_*.pth'))
+    wd = tmp_path / 'unguarded'
+    code, err = run_train_inprocess(TEACHER, wd,
+                                    'optim_wrapper.optimizer.lr=1000000.0',
+                                    'optim_wrapper.divergence=None',
+                                    'train_cfg.max_iters=1')
+    sd = _net(wd / 'iter_1.pth')
+    assert max(float(v.float().abs().max()) for v in sd.values()) > 1e2
