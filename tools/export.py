@@ -1,11 +1,15 @@
 """Export a distilled student to a diffusers-format folder.
 
     python tools/export.py CONFIG CKPT OUT_DIR [--steps N] [--guidance W]
+    python tools/export.py TEACHER_CONFIG TEACHER_CKPT OUT_DIR --layout ddpm
 
 The folder holds the student network (``save_pretrained``), its guidance
 embedding, the VAE / text encoder of latent models, a scheduler config and
 ``mmdistill_pipeline.json`` + ``pipeline_mmdistill.py`` (a stand-alone
 sampler needing only torch and diffusers); see docs/real_teachers.md.
+``--layout ddpm`` writes a trained diffusers ``UNet2DModel`` teacher as the
+folder pretrained DDPM models ship in (``model_index.json``, ``unet/``,
+``scheduler/``), the input of the distillation configs.
 """
 import argparse
 
@@ -25,6 +29,12 @@ def parse_args():
     p.add_argument('--guidance', type=float, default=None,
                    help="default guidance w (Meng's convention)")
     p.add_argument('--sample-model', choices=['ema', 'orig'], default='ema')
+    p.add_argument('--layout', choices=['pipeline', 'ddpm'],
+                   default='pipeline',
+                   help="'pipeline': a distilled student with its sampler "
+                   "(default); 'ddpm': a trained UNet2DModel teacher as a "
+                   'pretrained DDPM folder (model_index.json, unet/, '
+                   'scheduler/)')
     add_common_args(p)
     return p.parse_args()
 
@@ -33,12 +43,20 @@ def parse_args():
 def main():
     from mmdistill import register_all_modules
     register_all_modules()
-    from mmdistill.apis import load_student
-    from mmdistill.models.adapters.export import default_steps, export_student
+    from mmdistill.apis import init_model, load_student
+    from mmdistill.models.adapters.export import (default_steps,
+                                                export_student,
+                                                export_teacher_folder)
     args = parse_args()
     check_output_folder(args.out_dir, 'OUT_DIR')
     check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
+    if args.layout == 'ddpm':
+        model = init_model(cfg, args.checkpoint)
+        export_teacher_folder(model, args.out_dir, args.sample_model)
+        print(f'exported the {type(model.net.model).__name__} teacher to '
+              f'{args.out_dir}')
+        return
     model = load_student(args.checkpoint, cfg)
     steps = args.steps or default_steps(model)
     out = export_student(model, args.out_dir, steps, args.guidance,

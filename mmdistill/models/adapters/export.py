@@ -14,6 +14,7 @@ Layout::
                                 schedule, sample shape, ...
       pipeline_mmdistill.py     stand-alone sampler (torch + diffusers)
 """
+import copy
 import json
 import os
 import os.path as osp
@@ -113,6 +114,38 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
     shutil.copyfile(_pipeline.__file__,
                     osp.join(out_dir, 'pipeline_mmdistill.py'))
     return cfg
+
+
+def export_teacher_folder(model, out_dir, sample_model='ema'):
+    """Write a trained pixel ``DiffusersCFGDiffusion`` teacher (a
+    ``DiffusersUNet2D`` network) as the folder pretrained DDPM models ship
+    in: ``model_index.json`` (``DDPMPipeline``), ``unet/`` and
+    ``scheduler/`` (``DDPMScheduler`` with the training betas and
+    prediction type). Returns the folder.
+
+    Raises:
+        UserError: the model is not a diffusers UNet2DModel teacher.
+    """
+    from diffusers import DDPMPipeline, DDPMScheduler
+    net = model.pick_net(sample_model) if hasattr(model, 'pick_net') else \
+        model.net
+    if not isinstance(net, DiffusersUNet2D) or getattr(
+            net, 'guidance_emb', None) is not None:
+        raise UserError('--layout ddpm writes a diffusers UNet2DModel '
+                        f'teacher; this model\'s network is a '
+                        f'{type(net).__name__}'
+                        + (' with a guidance embedding (a student: use the '
+                           'default pipeline layout)' if isinstance(
+                               net, DiffusersUNet2D) else ''))
+    sc = net.scheduler_config
+    keys = ('num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule',
+            'trained_betas')
+    scheduler = DDPMScheduler(
+        **{k: sc[k] for k in keys if sc.get(k) is not None},
+        prediction_type=PREDICTION_MAP_INV[net.prediction_type])
+    model_cpu = copy.deepcopy(net.model).cpu().float()
+    DDPMPipeline(unet=model_cpu, scheduler=scheduler).save_pretrained(out_dir)
+    return out_dir
 
 
 def load_pipeline(folder, device='cpu'):

@@ -112,6 +112,15 @@ def load_component(cls, path, subfolder, what, torch_dtype=None):
                         'diffusion_pytorch_model.safetensors / .bin)') from e
 
 
+def build_from_config(cls, config):
+    """A new diffusers model ``cls`` from config keys, errors as one line."""
+    try:
+        return cls.from_config(dict(config))
+    except (TypeError, ValueError) as e:
+        raise UserError(f'cannot build a {cls.__name__} from model_config: '
+                        f'{str(e).splitlines()[0][:200]}') from e
+
+
 def read_scheduler_config(path, family):
     """The scheduler settings of a diffusers folder: ``scheduler/
     scheduler_config.json`` or ``scheduler_config.json`` if present, else the
@@ -194,6 +203,9 @@ class _DiffusersDenoiser(nn.Module):
         model (nn.Module): an already built diffusers model instead of
             ``pretrained`` (used by the export pipeline).
         guidance_embed (bool): build the w-embedding now (a student).
+        model_config (dict): build a new, randomly initialised network from
+            these diffusers config keys instead of loading ``pretrained``
+            (training a teacher in the diffusers format).
     """
 
     family = None
@@ -202,11 +214,17 @@ class _DiffusersDenoiser(nn.Module):
 
     def __init__(self, pretrained=None, subfolder=None, torch_dtype=None,
                  gradient_checkpointing=False, scheduler=None, model=None,
-                 guidance_embed=False):
+                 guidance_embed=False, model_config=None):
         super().__init__()
         import diffusers
         self._init_guidance()
         self.pretrained = pretrained
+        if model is None and model_config is not None:
+            if pretrained is not None:
+                raise UserError('give either pretrained= (a folder) or '
+                                'model_config= (a new network), not both')
+            model = build_from_config(
+                getattr(diffusers, self.model_cls_name), model_config)
         if model is None:
             model = load_component(
                 getattr(diffusers, self.model_cls_name), pretrained,

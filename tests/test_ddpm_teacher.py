@@ -1,0 +1,109 @@
+"""A diffusers UNet2DModel teacher trained in the project (``model_config``)
+and written as a pretrained DDPM folder (``tools/export.py --layout ddpm``):
+the folder is the one diffusers loads, and the teacher read back from it is
+the trained one."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from _distill_helpers import randomize
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_UNET = dict(sample_size=8, in_channels=1, out_channels=1,
+                 block_out_channels=(8, 16), layers_per_block=1,
+                 down_block_types=('DownBlock2D', 'AttnDownBlock2D'),
+                 up_block_types=('AttnUpBlock2D', 'UpBlock2D'),
+                 attention_head_dim=4, norm_num_groups=4, num_class_embeds=4)
+SCHED = dict(num_train_timesteps=1000, beta_schedule='linear',
+             beta_start=1e-4, beta_end=0.02, prediction_type='epsilon')
+
+
+def _teacher(**denoiser):
+    from mmdistill import register_all_modules
+    register_all_modules(init_default_scope=False)
+    from mmdistill.registry import MODELS
+    den = dict(type='DiffusersUNet2D', **denoiser) if denoiser else dict(
+        type='DiffusersUNet2D', model_config=TINY_UNET, scheduler=SCHED)
+    return MODELS.build(dict(type='DiffusersCFGDiffusion', denoiser=den,
+                             ema=None)).eval()
+
+
+def test_teacher_from_model_config():
+    m = _teacher()
+    assert m.prediction_type == 'eps' and m.num_classes == 3
+    assert tuple(m.image_shape) == (1, 8, 8)
+    # the DDPM linear schedule: alpha_bar at grid point k / K is the
+    # product of (1 - beta_i), i < k
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    a, s = m.schedule.alpha_sigma(torch.tensor([1 / 1000, 0.5, 1.0]))
+    torch.testing.assert_close(a.double() ** 2, abar[[0, 499, 999]],
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_model_config_and_pretrained_together_is_refused(tmp_path):
+    from mmdistill.utils import UserError
+    with pytest.raises(UserError, match='either pretrained= .* or '
+                       'model_config='):
+        _teacher(pretrained=str(tmp_path), model_config=TINY_UNET)
+
+
+def test_ddpm_folder_round_trip(tmp_path):
+    from diffusers import DDPMPipeline
+
+    from mmdistill.models.adapters.export import export_teacher_folder
+    m = _teacher()
+    randomize(m.net, std=0.05, seed=1)
+    out = tmp_path / 'ddpm'
+    export_teacher_folder(m, str(out))
+    index = json.load(open(out / 'model_index.json'))
+    assert index['_class_name'] == 'DDPMPipeline'
+    assert index['unet'] == ['diffusers', 'UNet2DModel']
+    assert index['scheduler'] == ['diffusers', 'DDPMScheduler']
+    sc = json.load(open(out / 'scheduler' / 'scheduler_config.json'))
+    assert sc['prediction_type'] == 'epsilon'
+    assert (sc['beta_start'], sc['beta_end'], sc['beta_schedule']) == (
+        1e-4, 0.02, 'linear')
+    pipe = DDPMPipeline.from_pretrained(str(out))
+    # the folder alone rebuilds the teacher: same outputs at every t
+    back = _teacher(pretrained=str(out))
+    z = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([1e-3, 0.3, 0.7, 1.0])
+    y = torch.tensor([0, 1, 2, 3])  # 3: the null class
+    with torch.no_grad():
+        ref = m.net(z, t, y)
+        torch.testing.assert_close(back.net(z, t, y), ref, rtol=0, atol=0)
+        # and it is diffusers' own network at timestep t K - 1
+        own = pipe.unet(z, t * 1000 - 1, class_labels=y).sample
+    torch.testing.assert_close(own, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_export_cli_ddpm_layout(tmp_path):
+    """tools/export.py --layout ddpm on a trained checkpoint of the shipped
+    real-format teacher config (tiny width)."""
+    from mmdistill.apis import init_model, load_config
+    cfg_path = os.path.join(ROOT, 'configs/teacher/ddpm_unet2d_digits.py')
+    opts = ['model.denoiser.model_config.block_out_channels=(8,16)',
+            'model.denoiser.model_config.norm_num_groups=4',
+            'model.denoiser.model_config.attention_head_dim=4']
+    cfg = load_config(cfg_path, opts)
+    m = init_model(cfg)
+    randomize(m.net_ema, std=0.05, seed=2)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': m.state_dict()}, ckpt)
+    out = tmp_path / 'folder'
+    r = subprocess.run([sys.executable, 'tools/export.py', cfg_path,
+                        str(ckpt), str(out), '--layout', 'ddpm',
+                        '--cfg-options', *opts], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    back = _teacher(pretrained=str(out))
+    z = torch.randn(2, 1, 8, 8)
+    t, y = torch.tensor([0.2, 0.9]), torch.tensor([3, 10])
+    with torch.no_grad():  # the EMA weights were exported
+        torch.testing.assert_close(back.net(z, t, y), m.net_ema(z, t, y),
+                                   rtol=0, atol=0)
