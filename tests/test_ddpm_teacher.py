@@ -107,3 +107,41 @@ def test_export_cli_ddpm_layout(tmp_path):
     with torch.no_grad():  # the EMA weights were exported
         torch.testing.assert_close(back.net(z, t, y), m.net_ema(z, t, y),
                                    rtol=0, atol=0)
+
+
+def test_diffusers_ddim_settings_that_reproduce_the_teacher(tmp_path):
+    """diffusers' DDIMScheduler reproduces the teacher's CFG-DDIM sampling
+    with timestep_spacing='trailing', set_alpha_to_one=True and
+    clip_sample=False; loaded from a DDPM folder it inherits
+    clip_sample=True (DDPMScheduler's default) and gives other images."""
+    from diffusers import DDIMScheduler
+
+    from mmdistill.models.adapters.export import export_teacher_folder
+    m = _teacher()
+    randomize(m.net, std=0.05, seed=4)
+    export_teacher_folder(m, str(tmp_path / 'ddpm'))
+    y, w, steps = torch.tensor([0, 1, 2]), 2.0, 4
+    noise = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ours = m.sample(y, noise=noise, steps=steps, guidance=w)
+
+    def diffusers_ddim(**settings):
+        sch = DDIMScheduler.from_pretrained(
+            str(tmp_path / 'ddpm'), subfolder='scheduler',
+            timestep_spacing='trailing', set_alpha_to_one=True, **settings)
+        sch.set_timesteps(steps)
+        z = noise
+        with torch.no_grad():
+            for ts in sch.timesteps:
+                eps_c, eps_u = m.net.model(
+                    torch.cat([z, z]), ts, class_labels=torch.cat(
+                        [y, torch.full_like(y, 3)])).sample.chunk(2)
+                z = sch.step(eps_u + (1 + w) * (eps_c - eps_u), ts,
+                             z).prev_sample
+        return sch, z.clamp(-1, 1)
+
+    sch, inherited = diffusers_ddim()
+    assert sch.config.clip_sample is True
+    _, right = diffusers_ddim(clip_sample=False)
+    torch.testing.assert_close(ours, right, atol=2e-3, rtol=0)
+    assert (ours - inherited).abs().max() > 1e-2

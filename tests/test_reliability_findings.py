@@ -391,6 +391,38 @@ def test_unknown_optimizer_type_is_named(tmp_path):
     assert 'None is not a callable' not in last
 
 
+MY_OPTIMIZER = """
+import torch
+from mmdistill.registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register_module()
+class MyAdam(torch.optim.Adam):
+    pass
+"""
+
+
+def test_custom_imports_through_cfg_options(tmp_path):
+    """``custom_imports`` given with --cfg-options is imported (the
+    unknown-type error recommends it); a module that does not exist is a
+    one-line error."""
+    (tmp_path / 'my_optimizer.py').write_text(MY_OPTIMIZER)
+    path = os.pathsep.join([ROOT, str(tmp_path)])
+    opts = ('optim_wrapper.optimizer.type=MyAdam', 'train_cfg.max_iters=1')
+    r = run_train(TEACHER, tmp_path / 'a', *opts, PYTHONPATH=path)
+    assert_one_line_error(r.returncode, r.stderr, "unknown type 'MyAdam'",
+                          'custom_imports')
+    r = run_train(TEACHER, tmp_path / 'b', *opts,
+                  'custom_imports.imports=[my_optimizer]', PYTHONPATH=path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / 'b' / 'iter_1.pth').is_file()
+    r = run_train(TEACHER, tmp_path / 'c', *opts,
+                  'custom_imports.imports=[no_such_module_xyz]',
+                  PYTHONPATH=path)
+    assert_one_line_error(r.returncode, r.stderr, 'cannot import '
+                          "custom_imports ['no_such_module_xyz']")
+
+
 def test_non_numeric_lr_keeps_its_quotes(tmp_path):
     code, err = run_train_inprocess(TEACHER, tmp_path / 'w',
                                     'optim_wrapper.optimizer.lr=fast',

@@ -36,7 +36,27 @@ def load_config(path, cfg_options=()):
                     'tuples of plain values only; put dicts in a config '
                     'file)') from e
         cfg.merge_from_dict(opts)
+        if any(k.split('.')[0] == 'custom_imports' for k in opts):
+            import_custom_modules(cfg.get('custom_imports'))
     return cfg
+
+
+def import_custom_modules(custom_imports):
+    """Import ``custom_imports=dict(imports=[...])`` given through
+    ``--cfg-options`` (mmengine imports those of a config file while parsing
+    it, never those merged in afterwards)."""
+    from mmengine.utils import import_modules_from_strings
+    ci = dict(custom_imports or {})
+    imports = ci.get('imports', [])
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    try:
+        import_modules_from_strings(
+            imports, allow_failed_imports=bool(ci.get(
+                'allow_failed_imports', False)))
+    except ImportError as e:
+        raise UserError(f'cannot import custom_imports {imports}: {e} (the '
+                        'module must be importable: check its name and '
+                        'PYTHONPATH)') from e
 
 
 def _check_list_indices(cfg, key, item):
