@@ -13,7 +13,6 @@ import re
 import shutil
 import sys
 import warnings
-
 from setuptools import find_packages, setup
 
 ROOT = osp.dirname(osp.abspath(__file__))

@@ -8,8 +8,8 @@ registry look-up (``locations``), or all at once with
 also lets mmengine resolve ``mmdistill::`` (and ``mmagic::``) config paths
 on a setuptools without ``pkg_resources``.
 """
-from .setup_env import register_all_modules
 from .compat import install_mmengine_package_lookup
+from .setup_env import register_all_modules
 from .version import __version__, version_info
 
 install_mmengine_package_lookup()

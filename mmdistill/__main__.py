@@ -31,8 +31,8 @@ def find_config(name: str) -> Optional[str]:
             the package's configs.
 
     Returns:
-        str | None: the config file (absolute), or None when there is none or the name
-        is ambiguous.
+        str | None: the config file (absolute path), or None when there is
+        none or the name is ambiguous.
     """
     if osp.isfile(name):
         return osp.abspath(name)

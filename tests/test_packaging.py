@@ -3,11 +3,11 @@ them, mmagic optional, shipped files found through the package, and
 mmengine's ``package::`` config prefixes without ``pkg_resources``."""
 import os
 import runpy
+import setuptools
 import subprocess
 import sys
 
 import pytest
-import setuptools
 from packaging.requirements import Requirement
 
 import mmdistill

@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 import torch
+from _reliability import ROOT, TEACHER
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdistill.engine.runner as runner_module
-from _reliability import ROOT, TEACHER
 from mmdistill.engine import DistillRunner
 
 

@@ -2,9 +2,10 @@
 
 1. Resume: torch >= 2.6 loads with ``weights_only=True`` by default and an
    mmengine checkpoint holds a few non-tensor objects (``HistoryBuffer``,
-   NumPy arrays and scalars, ``ConfigDict``). Resume files the run wrote itself are read with
-   exactly these classes allow-listed; everything a user hands in
-   (``load_from``, teacher weights) stays ``weights_only=True``.
+   NumPy arrays and scalars, ``ConfigDict``). Resume files the run wrote
+   itself are read with exactly these classes allow-listed; everything a
+   user hands in (``load_from``, teacher weights) stays
+   ``weights_only=True``.
 2. Distributed on CPU: mmengine's pytorch launcher calls
    ``torch.cuda.set_device`` unconditionally. Without CUDA the process group
    is initialised here with gloo before mmengine looks.
@@ -46,12 +47,11 @@ from mmengine.registry import RUNNERS as _ROOT_RUNNERS
 from mmengine.runner import Runner
 
 from mmdistill.registry import MODEL_WRAPPERS, RUNNERS
-from mmdistill.utils.lock import (acquire_work_dir, release_all,
-                                  release_work_dir)
 from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
                              check_finite, complete_student_state,
                              load_state_dict)
-
+from mmdistill.utils.lock import (acquire_work_dir, release_all,
+                                  release_work_dir)
 
 atexit.register(release_all)
 
@@ -64,7 +64,7 @@ def resume_allowlist():
         np._core.multiarray.scalar, ConfigDict
     ]
     allowed += [type(np.dtype(t)) for t in
-                 ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8')]
+                ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8')]
     return allowed
 
 
