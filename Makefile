@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-all benchmark clean
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt $(wildcard requirements/*.txt) setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt

@@ -1,73 +1,99 @@
 """Registries of mmdistill: children of mmagic's, scope ``mmdistill``.
 
-Only ``mmagic.registry`` is imported from mmagic: its models, evaluation, utils
-and datasets packages do not import on a modern stack (compiled mmcv ops,
-NumPy 2, diffusers drift). A component registered here is built from a config
-with ``default_scope='mmdistill'``; mmagic's own components stay reachable with
-the ``mmagic.`` prefix where mmagic imports fully.
+mmagic is optional. Where it is installed and ``mmagic.registry`` imports,
+every registry here is a child of mmagic's (so mmagic's own components stay
+reachable from configs with the ``mmagic.`` prefix where mmagic imports
+fully); without mmagic the parents are mmengine's root registries and
+``import mmdistill`` works the same. Only ``mmagic.registry`` is imported from
+mmagic: its models, evaluation, utils and datasets packages do not import on
+a modern stack (compiled mmcv ops, NumPy 2, diffusers drift). A component
+registered here is built from a config with ``default_scope='mmdistill'``.
 
 Registration follows mmagic: each registry names the sub-packages that hold
 its components (``locations``, imported on the first look-up), and
 :func:`mmdistill.register_all_modules` imports them all at once and sets
 the default scope (entry points call it).
 """
+import warnings
+from types import ModuleType
+from typing import Optional
+
+import mmengine.registry as _mmengine_registry
 from mmengine.registry import Registry
 
-from mmagic.registry import DATA_SAMPLERS as MMAGIC_DATA_SAMPLERS
-from mmagic.registry import LOG_PROCESSORS as MMAGIC_LOG_PROCESSORS
-from mmagic.registry import OPTIMIZERS as MMAGIC_OPTIMIZERS
-from mmagic.registry import \
-    OPTIM_WRAPPER_CONSTRUCTORS as MMAGIC_OPTIM_WRAPPER_CONSTRUCTORS
-from mmagic.registry import WEIGHT_INITIALIZERS as MMAGIC_WEIGHT_INITIALIZERS
-from mmagic.registry import TASK_UTILS as MMAGIC_TASK_UTILS
-from mmagic.registry import DATASETS as MMAGIC_DATASETS
-from mmagic.registry import EVALUATORS as MMAGIC_EVALUATOR
-from mmagic.registry import HOOKS as MMAGIC_HOOKS
-from mmagic.registry import LOOPS as MMAGIC_LOOPS
-from mmagic.registry import METRICS as MMAGIC_METRICS
-from mmagic.registry import MODEL_WRAPPERS as MMAGIC_MODEL_WRAPPERS
-from mmagic.registry import MODELS as MMAGIC_MODELS
-from mmagic.registry import OPTIM_WRAPPERS as MMAGIC_OPTIM_WRAPPERS
-from mmagic.registry import PARAM_SCHEDULERS as MMAGIC_PARAM_SCHEDULERS
-from mmagic.registry import RUNNERS as MMAGIC_RUNNERS
-from mmagic.registry import TRANSFORMS as MMAGIC_TRANSFORMS
-from mmagic.registry import VISBACKENDS as MMAGIC_VISBACKENDS
-from mmagic.registry import VISUALIZERS as MMAGIC_VISUALIZERS
+
+def _mmagic_registry() -> Optional[ModuleType]:
+    """``mmagic.registry`` when mmagic is installed and imports, else None
+    (mmdistill then hangs its registries under mmengine's root ones)."""
+    try:
+        import mmagic.registry as registry
+    except ImportError:
+        return None
+    except Exception as e:  # noqa: BLE001  (e.g. mmagic's mmcv version guard)
+        warnings.warn(f'mmagic is installed but does not import '
+                      f'({type(e).__name__}: {e}); mmdistill uses '
+                      "mmengine's registries as parents instead")
+        return None
+    return registry
+
+
+#: the module whose registries are the parents: ``mmagic.registry`` where
+#: mmagic imports, else ``mmengine.registry``.
+PARENT_REGISTRY = _mmagic_registry() or _mmengine_registry
+#: True when the parents are mmagic's.
+WITH_MMAGIC = PARENT_REGISTRY is not _mmengine_registry
 
 _SCOPE = 'mmdistill'
 
 
-def _child(name: str, parent: Registry, *subpkgs: str) -> Registry:
-    """A child registry of mmagic's whose components live in the given
-    sub-packages (imported on the first look-up)."""
-    return Registry(name, parent=parent, scope=_SCOPE,
+#: mmengine's names of the registries that mmagic spells otherwise
+_MMAGIC_NAMES = dict(EVALUATOR='EVALUATORS')
+
+
+def _child(name: str, parent: str, *subpkgs: str) -> Registry:
+    """A child registry whose components live in the given sub-packages
+    (imported on the first look-up).
+
+    Args:
+        name (str): the registry's name.
+        parent (str): mmengine's name of the parent registry (looked up in
+            ``PARENT_REGISTRY``).
+        *subpkgs (str): sub-packages of mmdistill holding its components.
+
+    Returns:
+        Registry: the child registry, scope ``mmdistill``.
+    """
+    if WITH_MMAGIC:
+        parent = _MMAGIC_NAMES.get(parent, parent)
+    return Registry(name, parent=getattr(PARENT_REGISTRY, parent),
+                    scope=_SCOPE,
                     locations=[f'mmdistill.{p}' for p in subpkgs])
 
 
-MODELS = _child('model', MMAGIC_MODELS, 'models', 'evaluation')
-MODEL_WRAPPERS = _child('model_wrapper', MMAGIC_MODEL_WRAPPERS, 'models')
-DATASETS = _child('dataset', MMAGIC_DATASETS, 'datasets', 'synthesis')
-DATA_SAMPLERS = _child('data sampler', MMAGIC_DATA_SAMPLERS, 'datasets')
-TRANSFORMS = _child('transform', MMAGIC_TRANSFORMS, 'datasets')
-METRICS = _child('metric', MMAGIC_METRICS, 'evaluation')
-EVALUATOR = _child('evaluator', MMAGIC_EVALUATOR, 'evaluation')
-HOOKS = _child('hook', MMAGIC_HOOKS, 'engine')
-LOOPS = _child('loop', MMAGIC_LOOPS, 'engine')
-OPTIM_WRAPPERS = _child('optim_wrapper', MMAGIC_OPTIM_WRAPPERS, 'engine')
-PARAM_SCHEDULERS = _child('parameter scheduler', MMAGIC_PARAM_SCHEDULERS,
+MODELS = _child('model', 'MODELS', 'models', 'evaluation')
+MODEL_WRAPPERS = _child('model_wrapper', 'MODEL_WRAPPERS', 'models')
+DATASETS = _child('dataset', 'DATASETS', 'datasets', 'synthesis')
+DATA_SAMPLERS = _child('data sampler', 'DATA_SAMPLERS', 'datasets')
+TRANSFORMS = _child('transform', 'TRANSFORMS', 'datasets')
+METRICS = _child('metric', 'METRICS', 'evaluation')
+EVALUATOR = _child('evaluator', 'EVALUATOR', 'evaluation')
+HOOKS = _child('hook', 'HOOKS', 'engine')
+LOOPS = _child('loop', 'LOOPS', 'engine')
+OPTIM_WRAPPERS = _child('optim_wrapper', 'OPTIM_WRAPPERS', 'engine')
+PARAM_SCHEDULERS = _child('parameter scheduler', 'PARAM_SCHEDULERS',
                           'engine')
-OPTIMIZERS = _child('optimizer', MMAGIC_OPTIMIZERS, 'engine')
+OPTIMIZERS = _child('optimizer', 'OPTIMIZERS', 'engine')
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
-                                    MMAGIC_OPTIM_WRAPPER_CONSTRUCTORS,
+                                    'OPTIM_WRAPPER_CONSTRUCTORS',
                                     'engine')
-LOG_PROCESSORS = _child('log_processor', MMAGIC_LOG_PROCESSORS, 'engine')
+LOG_PROCESSORS = _child('log_processor', 'LOG_PROCESSORS', 'engine')
 WEIGHT_INITIALIZERS = _child('weight initializer',
-                             MMAGIC_WEIGHT_INITIALIZERS, 'models')
-TASK_UTILS = _child('task util', MMAGIC_TASK_UTILS, 'models', 'synthesis')
-RUNNERS = _child('runner', MMAGIC_RUNNERS, 'engine')
-VISBACKENDS = _child('vis_backend', MMAGIC_VISBACKENDS, 'engine')
-VISUALIZERS = _child('visualizer', MMAGIC_VISUALIZERS, 'engine')
+                             'WEIGHT_INITIALIZERS', 'models')
+TASK_UTILS = _child('task util', 'TASK_UTILS', 'models', 'synthesis')
+RUNNERS = _child('runner', 'RUNNERS', 'engine')
+VISBACKENDS = _child('vis_backend', 'VISBACKENDS', 'engine')
+VISUALIZERS = _child('visualizer', 'VISUALIZERS', 'engine')
 #: MGD3 components (mode discovery, generators, evaluation classifiers) are
-#: task utilities in OpenMMLab's sense: the child of mmagic's TASK_UTILS (a
+#: task utilities in OpenMMLab's sense: the child of the parent TASK_UTILS (a
 #: registry has one child per scope, so this is the same registry).
 SYNTHESIS = TASK_UTILS

@@ -1,8 +1,12 @@
-"""The model zoo: every checkpoint in configs/metafile.yml exists, matches
-its sha256, loads weights-only, and model_zoo.md quotes the same hashes;
-each Reproduce command trains the model's Config."""
+"""The model zoo: model-index.yml imports one metafile per algorithm folder
+(configs/<algorithm>/metafile.yml, with a README.md beside it); every
+checkpoint it names exists, matches its sha256, loads weights-only, and
+model_zoo.md quotes the same hashes and the same metrics; each Reproduce
+command trains the model's Config; the results rows of the algorithm
+READMEs are model_zoo.md's."""
 import importlib.util
 import os
+import re
 import shlex
 
 import pytest
@@ -12,8 +16,93 @@ import yaml
 from mmdistill.utils import file_sha256
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = yaml.safe_load(open(os.path.join(
-    ROOT, 'configs', 'metafile.yml')))['Models']
+INDEX = yaml.safe_load(open(os.path.join(ROOT, 'model-index.yml')))
+METAFILES = INDEX['Import']
+ALL_MODELS = [m for f in METAFILES for m in yaml.safe_load(
+    open(os.path.join(ROOT, f)))['Models']]
+#: the entries with a shipped checkpoint
+MODELS = [m for m in ALL_MODELS if 'Weights' in m]
+ZOO = open(os.path.join(ROOT, 'model_zoo.md'), encoding='utf-8').read()
+
+
+def test_index_covers_every_algorithm_folder():
+    folders = sorted(d for d in os.listdir(os.path.join(ROOT, 'configs'))
+                     if d != '_base_' and
+                     os.path.isdir(os.path.join(ROOT, 'configs', d)))
+    assert sorted(f.split('/')[1] for f in METAFILES) == folders
+    assert not os.path.exists(os.path.join(ROOT, 'configs', 'metafile.yml'))
+    for f in METAFILES:
+        folder = os.path.dirname(os.path.join(ROOT, f))
+        assert os.path.isfile(os.path.join(folder, 'README.md')), folder
+        meta = yaml.safe_load(open(os.path.join(ROOT, f)))
+        names = {c['Name'] for c in meta['Collections']}
+        for m in meta['Models']:
+            assert m['In Collection'] in names, (f, m['Name'])
+            assert m['Config'].startswith(os.path.dirname(f) + '/'), m
+            assert os.path.isfile(os.path.join(ROOT, m['Config'])), m
+    names = [m['Name'] for m in ALL_MODELS]
+    assert len(names) == len(set(names))
+
+
+def test_every_shipped_checkpoint_is_indexed():
+    shipped = sorted('checkpoints/' + f for f in
+                     os.listdir(os.path.join(ROOT, 'checkpoints'))
+                     if f.endswith('.pth'))
+    assert sorted(m['Weights'] for m in MODELS) == shipped
+
+
+def zoo_rows():
+    """The rows of model_zoo.md's main table: (model, steps, w) -> cells."""
+    main = ZOO.split('### Main table')[1].split('\n### ')[0]
+    rows = {}
+    for line in main.splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if line.startswith('| ') and cells[0] in ('teacher', 'student'):
+            rows[(cells[0], int(cells[1]), float(cells[3]))] = cells
+    return rows
+
+
+def metric_values(entry):
+    """(model_zoo.md cell, metafile value) for each metric of an entry."""
+    rows, pairs = zoo_rows(), []
+    for result in entry.get('Results', []):
+        metrics = dict(result['Metrics'])
+        if result['Task'] == 'Classification':
+            acc = metrics['Top 1 Accuracy']
+            found = re.search(r'\(([\d.]+) % on the 360 test images\)', ZOO)
+            pairs.append((found.group(1), acc))
+            continue
+        steps = metrics.pop('Sampling steps')
+        model = 'teacher' if 'teacher' in entry['Name'] else 'student'
+        for name, value in metrics.items():
+            m = re.fullmatch(r'FID to (real|teacher-256) \(w=([\d.]+)\)',
+                             name)
+            assert m, name
+            row = rows[(model, steps, float(m.group(2)))]
+            pairs.append((row[4] if m.group(1) == 'real' else row[5], value))
+    return pairs
+
+
+@pytest.mark.parametrize('entry', MODELS, ids=[m['Name'] for m in MODELS])
+def test_metafile_metrics_are_model_zoo_numbers(entry):
+    pairs = metric_values(entry)
+    assert pairs, f'{entry["Name"]} has no Results'
+    for cell, value in pairs:
+        assert float(cell) == float(value), (entry['Name'], cell, value)
+
+
+README_ROW = re.compile(r'^\| (teacher|student) \|')
+
+
+@pytest.mark.parametrize('folder', ['teacher', 'progressive'])
+def test_readme_results_rows_are_model_zoo_rows(folder):
+    readme = open(os.path.join(ROOT, 'configs', folder, 'README.md'),
+                  encoding='utf-8').read()
+    rows = [ln for ln in readme.splitlines() if README_ROW.match(ln)]
+    assert len(rows) >= 8
+    zoo_lines = set(ZOO.splitlines())
+    for row in rows:
+        assert row in zoo_lines, row
 
 
 @pytest.mark.parametrize('entry', MODELS, ids=[m['Name'] for m in MODELS])
@@ -23,7 +112,7 @@ def test_metafile_entry(entry):
     assert file_sha256(path) == entry['SHA256']
     assert os.path.isfile(os.path.join(ROOT, entry['Config']))
     torch.load(path, map_location='cpu', weights_only=True)
-    assert entry['SHA256'] in open(os.path.join(ROOT, 'model_zoo.md')).read()
+    assert entry['SHA256'] in ZOO
 
 
 def _demo():

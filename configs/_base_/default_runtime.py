@@ -26,3 +26,11 @@ load_from = None
 resume = False
 randomness = dict(seed=0, deterministic=False)
 custom_hooks = [dict(type='PortableCheckpointHook')]
+# mmdistill's runner (resume on current torch, CPU/gloo distributed, atomic
+# checkpoints, ...) for any entry point: `custom_imports` imports mmdistill
+# and its engine when the config is loaded, and `runner_type` makes both an
+# OpenMMLab train.py (RUNNERS.build) and a plain mmengine Runner.from_cfg(cfg)
+# build a DistillRunner.
+custom_imports = dict(imports=['mmdistill', 'mmdistill.engine'],
+                      allow_failed_imports=False)
+runner_type = 'DistillRunner'

@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mmdistill.registry import DATASETS
-from mmdistill.utils import UserError, atomic_torch_save, atomic_write
-from mmdistill.utils import load_state_dict
+from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
+                             load_state_dict)
 
 MANIFEST = 'manifest.json'
 CACHE_VERSION = 1

@@ -2,18 +2,17 @@
 single steps and samplers. Every function states the equation it implements.
 """
 from .parameterization import (LOSS_WEIGHTINGS, PREDICTION_TYPES, bcast,
-                               native_loss_weight,
-                               eps_from_v, eps_from_x, from_x, to_x,
-                               v_from_x_eps, x_from_eps, x_from_v,
-                               x_space_weight)
+                               eps_from_v, eps_from_x, from_x,
+                               native_loss_weight, to_x, v_from_x_eps,
+                               x_from_eps, x_from_v, x_space_weight)
 from .samplers import (SAMPLERS, SamplerStep, ddim_sample, ddpm_sample,
                        randn_like, resolve_grid, sample, stochastic_sample,
                        time_grid)
 from .schedules import (CosineSchedule, DiscreteSchedule, NoiseSchedule,
                         alpha_sigma_from_logsnr, build_schedule, ddpm_betas,
                         logsnr_from_alpha_sigma)
-from .steps import (cfg_combine, ddim_step, ddpm_posterior,
-                    progressive_target, renoise, renoise_coefficients)
+from .steps import (cfg_combine, ddim_step, ddpm_posterior, progressive_target,
+                    renoise, renoise_coefficients)
 
 __all__ = [
     'LOSS_WEIGHTINGS', 'PREDICTION_TYPES', 'SAMPLERS', 'CosineSchedule',

@@ -18,7 +18,8 @@ LOSS_WEIGHTINGS = ('snr_trunc', 'v_mse', 'snr', 'constant')
 
 def bcast(a: Union[float, torch.Tensor],
           ref: torch.Tensor) -> torch.Tensor:
-    """Reshape a per-sample tensor (B,) to broadcast against ``ref`` (B, ...)."""
+    """Reshape a per-sample tensor (B,) to broadcast against ``ref``
+    (B, ...)."""
     a = torch.as_tensor(a, device=ref.device, dtype=ref.dtype)
     if a.ndim == 0:
         return a

@@ -57,8 +57,8 @@ class GenerativeLoop(BaseLoop):
     def evaluate(self) -> Dict[str, Any]:
         """Compute the evaluator's generative metrics on the model."""
         from mmdistill.evaluation.generative import (DatasetSource,
-                                                     EvalContext,
-                                                     run_metrics, unwrap)
+                                                     EvalContext, run_metrics,
+                                                     unwrap)
         model = unwrap(self.runner.model)
         model.eval()
         real = DatasetSource(self.dataloader.dataset) \

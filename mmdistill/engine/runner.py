@@ -2,9 +2,10 @@
 
 1. Resume: torch >= 2.6 loads with ``weights_only=True`` by default and an
    mmengine checkpoint holds a few non-tensor objects (``HistoryBuffer``,
-   NumPy arrays and scalars, ``ConfigDict``). Resume files the run wrote itself are read with
-   exactly these classes allow-listed; everything a user hands in
-   (``load_from``, teacher weights) stays ``weights_only=True``.
+   NumPy arrays and scalars, ``ConfigDict``). Resume files the run wrote
+   itself are read with exactly these classes allow-listed; everything a
+   user hands in (``load_from``, teacher weights) stays
+   ``weights_only=True``.
 2. Distributed on CPU: mmengine's pytorch launcher calls
    ``torch.cuda.set_device`` unconditionally. Without CUDA the process group
    is initialised here with gloo before mmengine looks.
@@ -42,15 +43,15 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.logging import HistoryBuffer
+from mmengine.registry import RUNNERS as _ROOT_RUNNERS
 from mmengine.runner import Runner
 
-from mmdistill.registry import MODEL_WRAPPERS
-from mmdistill.utils.lock import (acquire_work_dir, release_all,
-                                  release_work_dir)
+from mmdistill.registry import MODEL_WRAPPERS, RUNNERS
 from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
                              check_finite, complete_student_state,
                              load_state_dict)
-
+from mmdistill.utils.lock import (acquire_work_dir, release_all,
+                                  release_work_dir)
 
 atexit.register(release_all)
 
@@ -63,7 +64,7 @@ def resume_allowlist():
         np._core.multiarray.scalar, ConfigDict
     ]
     allowed += [type(np.dtype(t)) for t in
-                 ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8')]
+                ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8')]
     return allowed
 
 
@@ -81,9 +82,17 @@ def init_cpu_dist(timeout_s=None):
         world_size=int(os.environ['WORLD_SIZE']), timeout=timeout)
 
 
+@RUNNERS.register_module()
 class DistillRunner(Runner):
     """``mmengine.runner.Runner`` that resumes on current torch and runs
-    multi-process on CPU (gloo) as well as on GPUs (NCCL)."""
+    multi-process on CPU (gloo) as well as on GPUs (NCCL).
+
+    Configs select it with ``runner_type='DistillRunner'`` (set in
+    ``configs/_base_/default_runtime.py``): OpenMMLab ``train.py`` scripts
+    then build it through the ``RUNNERS`` registry, and a plain
+    ``mmengine.runner.Runner.from_cfg(cfg)`` builds it too (see
+    :func:`install_runner_type_dispatch`).
+    """
 
     def __init__(self, model, work_dir, *args, **kwargs):
         # one run per work dir (the main process holds the lock)
@@ -446,3 +455,65 @@ def _atomic_mmengine_save():
         yield
     finally:
         mm_runner.save_checkpoint = original
+
+
+# an OpenMMLab train.py builds ``runner_type`` with mmengine's root RUNNERS
+# and, at that point, no default scope: the root registry must know the name
+# too (mmdistill's registry may be a grandchild of the root, below mmagic's,
+# where a root look-up does not reach)
+if 'DistillRunner' not in _ROOT_RUNNERS.module_dict:
+    _ROOT_RUNNERS.register_module(module=DistillRunner)
+
+
+def runner_class_of(cfg):
+    """The :class:`DistillRunner` (sub)class a config names in
+    ``runner_type``, or None.
+
+    Args:
+        cfg (dict | Config): a full run config.
+
+    Returns:
+        type | None: the class when ``runner_type`` is a class or a name in
+        mmdistill's ``RUNNERS`` that is a :class:`DistillRunner`; None for
+        no ``runner_type`` or a runner of another package.
+    """
+    runner_type = cfg.get('runner_type') if hasattr(cfg, 'get') else None
+    if isinstance(runner_type, str):
+        if runner_type.startswith('mmdistill.'):
+            runner_type = runner_type[len('mmdistill.'):]
+        runner_type = RUNNERS.get(runner_type)
+    if isinstance(runner_type, type) and issubclass(runner_type,
+                                                    DistillRunner):
+        return runner_type
+    return None
+
+
+def install_runner_type_dispatch():
+    """Let ``mmengine.runner.Runner.from_cfg(cfg)`` honour
+    ``runner_type='DistillRunner'``.
+
+    mmengine's ``Runner.from_cfg`` always builds a plain ``Runner``
+    (``runner_type`` is read only by ``RUNNERS.build``), so a script that
+    calls it directly would lose the repairs above. Once mmdistill's engine
+    is imported (``custom_imports`` of the shipped configs does that), a call
+    on ``Runner`` itself with a config naming a :class:`DistillRunner` is
+    handed to that class; every other call is unchanged. Idempotent.
+    """
+    current = Runner.__dict__['from_cfg']
+    if getattr(current, '_mmdistill_dispatch', False):
+        return
+    original = current.__func__
+
+    def from_cfg(cls, cfg):
+        target = runner_class_of(cfg) if cls is Runner else None
+        if target is not None:
+            return target.from_cfg(cfg)
+        return original(cls, cfg)
+
+    from_cfg.__doc__ = original.__doc__
+    dispatch = classmethod(from_cfg)
+    dispatch._mmdistill_dispatch = True
+    Runner.from_cfg = dispatch
+
+
+install_runner_type_dispatch()

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from mmdistill.registry import MODELS
 from mmdistill.utils import (UserError, file_sha256, load_into,
-                             load_state_dict, sub_state_dict)
+                             load_state_dict, resolve_package_path,
+                             sub_state_dict)
 
 INCEPTION_FILE = 'inception-2015-12-05.pt'
 INCEPTION_URL = ('https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/'
@@ -40,14 +41,11 @@ def inception_search_paths() -> List[str]:
 
 
 def resolve_repo_path(path: Union[str, os.PathLike]) -> str:
-    """``path`` as given if it exists, else relative to the repository root
-    (so the shipped ``checkpoints/...`` resolve from any working folder)."""
-    path = os.fspath(path)
-    if osp.isfile(path) or osp.isabs(path):
-        return path
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    alt = osp.join(root, path)
-    return alt if osp.isfile(alt) else path
+    """``path`` as given if it exists, else relative to the source checkout,
+    else inside the installed package's ``.mim`` folder (so the shipped
+    ``checkpoints/...`` resolve from any working folder, with or without a
+    checkout; :func:`mmdistill.utils.resolve_package_path`)."""
+    return resolve_package_path(path)
 
 
 def to_uint8_range(images: torch.Tensor) -> torch.Tensor:

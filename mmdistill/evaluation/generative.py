@@ -14,8 +14,7 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.dist import (broadcast_object_list, gather_object,
-                           get_dist_info)
+from mmengine.dist import broadcast_object_list, gather_object, get_dist_info
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from torch import nn

@@ -11,8 +11,8 @@ from mmengine.evaluator import BaseMetric
 
 from mmdistill.registry import METRICS
 from mmdistill.utils import UserError
-from .functional import accuracy, frechet_distance, inception_score
 from .extractors import FeatureExtractor
+from .functional import accuracy, frechet_distance, inception_score
 from .generative import EvalContext, setting_name
 
 

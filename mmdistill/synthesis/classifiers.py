@@ -3,8 +3,8 @@ trained from scratch on a (synthetic) data set."""
 from typing import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from mmdistill.registry import SYNTHESIS
 

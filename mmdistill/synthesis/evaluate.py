@@ -146,10 +146,10 @@ def _features(ext, x, batch_size=512):
 
 
 def diversity_representativeness(x: torch.Tensor,
-                                  y: torch.Tensor,
-                                  x_real: torch.Tensor,
-                                  y_real: torch.Tensor,
-                                  k: int = 50) -> Tuple[float, float]:
+                                 y: torch.Tensor,
+                                 x_real: torch.Tensor,
+                                 y_real: torch.Tensor,
+                                 k: int = 50) -> Tuple[float, float]:
     """(diversity, representativeness) averaged over synthetic samples;
     diversity is NaN when every class has a single sample."""
     div, rep = [], []

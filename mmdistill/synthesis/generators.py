@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from mmdistill.registry import MODELS, SYNTHESIS
-from mmdistill.utils import UserError, load_into, load_state_dict, \
-    sub_state_dict
+from mmdistill.utils import (UserError, load_into, load_state_dict,
+                             sub_state_dict)
 
 XFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -33,8 +33,8 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from mmdistill.utils import UserError
 from mmdistill.registry import SYNTHESIS
+from mmdistill.utils import UserError
 
 
 @dataclass

@@ -144,7 +144,6 @@ def _dump_json(obj):
     return lambda f: f.write(json.dumps(obj, indent=1).encode())
 
 
-
 def _load_modes(path):
     """``modes.pt`` of a run being resumed; a damaged file is a one-line
     error (the run's other files are left alone)."""
@@ -166,6 +165,7 @@ def _load_modes(path):
             f'{", ".join(keys)}); delete it to recompute the modes on '
             '--resume, or start the run again with --overwrite')
     return data
+
 
 class Synthesizer:
     """Builds one synthetic data set from a config (see ``configs/mgd3``).

@@ -21,6 +21,7 @@ def plot_modes(folder: str,
                max_ipc: int = 10) -> str:
     """Write the figure to ``save_path`` (PNG, matplotlib Agg)."""
     import json
+
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -47,8 +48,8 @@ def plot_modes(folder: str,
     for c in range(k):
         xs = x[y == c]
         for j in range(n):
-            for col, img in ((j, modes[c, j]), (n + 1 + j, xs[j]
-                                                 if j < len(xs) else None)):
+            sample = xs[j] if j < len(xs) else None
+            for col, img in ((j, modes[c, j]), (n + 1 + j, sample)):
                 ax = fig.add_subplot(gs[c, col])
                 ax.axis('off')
                 if img is None:

@@ -15,18 +15,22 @@ import zipfile
 import torch
 
 from .errors import UserError
+from .package import resolve_package_path
 
 
 def load_state_dict(path, map_location='cpu'):
     """Load a user-supplied checkpoint without executing code.
 
     Accepts an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``),
-    a bare state dict, or a ``.safetensors`` file.
+    a bare state dict, or a ``.safetensors`` file. A relative path that does
+    not exist from the working folder is looked up in the source checkout,
+    then in the installed package (:func:`resolve_package_path`), so the
+    shipped ``checkpoints/*.pth`` load from anywhere.
 
     Raises:
         UserError: missing, truncated/corrupt, or unsafe file.
     """
-    path = os.fspath(path)
+    path = resolve_package_path(path)
     if not os.path.isfile(path):
         raise UserError(f'checkpoint not found: {path} (check the path, or '
                         'train one with tools/train.py)')

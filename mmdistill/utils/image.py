@@ -4,7 +4,8 @@ import torch
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C): round((x + 1) * 127.5)."""
+    """(B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C):
+    round((x + 1) * 127.5)."""
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
     return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
