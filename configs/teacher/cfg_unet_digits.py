@@ -3,5 +3,5 @@ _base_ = [
     '../_base_/datasets/digits.py',
     '../_base_/models/cfg_unet_digits.py',
     '../_base_/schedules/teacher_3k.py',
-    '../_base_/default_runtime.py',
+    '../_base_/digits_runtime.py',
 ]
