@@ -35,6 +35,56 @@ from mmagic.registry import VISBACKENDS as MMAGIC_VISBACKENDS
 from mmagic.registry import VISUALIZERS as MMAGIC_VISUALIZERS
 
 _SCOPE = 'mmdistill'
+#: the prefix of config paths inside the package: 'mmdistill::teacher/x.py'
+CONFIG_PREFIX = 'mmdistill::'
+
+
+def resolve_config_path(path: str) -> str:
+    """The file of a config path: ``'mmdistill::X'`` is ``X`` under the
+    installed package's ``mmdistill/.mim/configs`` when present, else under
+    the repository's ``configs``; any other path is returned unchanged.
+
+    Raises:
+        FileNotFoundError: a ``mmdistill::`` config that is in neither.
+    """
+    import os.path as osp
+    if not path.startswith(CONFIG_PREFIX):
+        return path
+    rel = path[len(CONFIG_PREFIX):].lstrip('/')
+    pkg = osp.dirname(osp.abspath(__file__))
+    roots = [osp.join(pkg, '.mim', 'configs'),
+             osp.join(osp.dirname(pkg), 'configs')]
+    for root in roots:
+        if osp.isfile(osp.join(root, rel)):
+            return osp.join(root, rel)
+    raise FileNotFoundError(
+        f'config {path} not found (looked for {rel} in the package\'s '
+        '.mim/configs and in the repository\'s configs/); give an '
+        'existing mmdistill::<folder>/<name>.py or a file path')
+
+
+def build_model_with_cfg_path(cfg, registry, default_args=None):
+    """mmengine's ``build_model_from_cfg`` that also takes a model by
+    reference, as mmrazor does: ``dict(cfg_path='mmdistill::teacher/
+    cfg_unet_digits.py', **overrides)`` builds the ``model`` of that config
+    with ``overrides`` merged in (e.g. ``ema=None``)."""
+    from mmengine.config import Config, ConfigDict
+    from mmengine.registry import build_model_from_cfg
+    if isinstance(cfg, (dict, ConfigDict)) and 'cfg_path' in cfg:
+        cfg = dict(cfg)
+        path = resolve_config_path(str(cfg.pop('cfg_path')))
+        import os.path as osp
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'model config {path} (cfg_path) not found; give an '
+                'existing config file or mmdistill::<folder>/<name>.py')
+        model = Config.fromfile(path).get('model')
+        if model is None:
+            raise ValueError(f'cfg_path {path} has no `model` entry')
+        merged = Config(dict(model=model))
+        merged.merge_from_dict(dict(model=cfg))
+        cfg = merged.model
+    return build_model_from_cfg(cfg, registry, default_args)
 
 
 def _child(name: str, parent: Registry, *subpkgs: str) -> Registry:
@@ -44,7 +94,9 @@ def _child(name: str, parent: Registry, *subpkgs: str) -> Registry:
                     locations=[f'mmdistill.{p}' for p in subpkgs])
 
 
-MODELS = _child('model', MMAGIC_MODELS, 'models', 'evaluation')
+MODELS = Registry('model', parent=MMAGIC_MODELS, scope=_SCOPE,
+                  locations=['mmdistill.models', 'mmdistill.evaluation'],
+                  build_func=build_model_with_cfg_path)
 MODEL_WRAPPERS = _child('model_wrapper', MMAGIC_MODEL_WRAPPERS, 'models')
 DATASETS = _child('dataset', MMAGIC_DATASETS, 'datasets', 'synthesis')
 DATA_SAMPLERS = _child('data sampler', MMAGIC_DATA_SAMPLERS, 'datasets')
