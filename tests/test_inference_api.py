@@ -142,8 +142,8 @@ def test_inferencer_loads_a_progressive_student(tmp_path):
     assert torch.allclose(imgs, ref, atol=1e-6)
 
 
-def test_checkpoint_url_downloads_once_into_the_hub_cache(tiny_teacher,
-                                                           server):
+def test_checkpoint_url_downloads_once_into_the_hub_cache(
+        tiny_teacher, server):
     from mmdistill.apis import MMDistillInferencer
     path, ref = tiny_teacher
     www, base = server

@@ -3,7 +3,7 @@
     python tools/train.py configs/teacher/cfg_unet_digits.py
     python tools/train.py CONFIG --resume            # latest in the work dir
     python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
-    bash tools/dist_train.sh CONFIG 8 --auto-scale-lr  # lr x (8 x batch) / base
+    bash tools/dist_train.sh CONFIG 8 --auto-scale-lr   # lr x 8 x batch / base
 """
 import argparse
 import os.path as osp

@@ -1,8 +1,8 @@
 """Print a config with its ``_base_`` files and ``--cfg-options`` merged in,
 as it reaches tools/train.py and tools/test.py:
 
-    python tools/misc/print_config.py configs/guided_distill/guided_distill_digits.py
-    python tools/misc/print_config.py CONFIG --cfg-options train_cfg.max_iters=100
+    python tools/misc/print_config.py configs/teacher/cfg_unet_digits.py
+    python tools/misc/print_config.py CONFIG --cfg-options model.num_steps=8
     python tools/misc/print_config.py CONFIG --save-path merged.py
 """
 import argparse
