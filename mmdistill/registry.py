@@ -44,13 +44,64 @@ PARENT_REGISTRY = _mmagic_registry() or _mmengine_registry
 WITH_MMAGIC = PARENT_REGISTRY is not _mmengine_registry
 
 _SCOPE = 'mmdistill'
+#: the prefix of config paths inside the package: 'mmdistill::teacher/x.py'
+CONFIG_PREFIX = 'mmdistill::'
+
+
+def resolve_config_path(path: str) -> str:
+    """The file of a config path: ``'mmdistill::X'`` is ``X`` under the
+    installed package's ``mmdistill/.mim/configs`` when present, else under
+    the repository's ``configs``; any other path is returned unchanged.
+
+    Raises:
+        FileNotFoundError: a ``mmdistill::`` config that is in neither.
+    """
+    import os.path as osp
+    if not path.startswith(CONFIG_PREFIX):
+        return path
+    rel = path[len(CONFIG_PREFIX):].lstrip('/')
+    pkg = osp.dirname(osp.abspath(__file__))
+    roots = [osp.join(pkg, '.mim', 'configs'),
+             osp.join(osp.dirname(pkg), 'configs')]
+    for root in roots:
+        if osp.isfile(osp.join(root, rel)):
+            return osp.join(root, rel)
+    raise FileNotFoundError(
+        f'config {path} not found (looked for {rel} in the package\'s '
+        '.mim/configs and in the repository\'s configs/); give an '
+        'existing mmdistill::<folder>/<name>.py or a file path')
+
+
+def build_model_with_cfg_path(cfg, registry, default_args=None):
+    """mmengine's ``build_model_from_cfg`` that also takes a model by
+    reference, as mmrazor does: ``dict(cfg_path='mmdistill::teacher/
+    cfg_unet_digits.py', **overrides)`` builds the ``model`` of that config
+    with ``overrides`` merged in (e.g. ``ema=None``)."""
+    from mmengine.config import Config, ConfigDict
+    from mmengine.registry import build_model_from_cfg
+    if isinstance(cfg, (dict, ConfigDict)) and 'cfg_path' in cfg:
+        cfg = dict(cfg)
+        path = resolve_config_path(str(cfg.pop('cfg_path')))
+        import os.path as osp
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'model config {path} (cfg_path) not found; give an '
+                'existing config file or mmdistill::<folder>/<name>.py')
+        model = Config.fromfile(path).get('model')
+        if model is None:
+            raise ValueError(f'cfg_path {path} has no `model` entry')
+        merged = Config(dict(model=model))
+        merged.merge_from_dict(dict(model=cfg))
+        cfg = merged.model
+    return build_model_from_cfg(cfg, registry, default_args)
 
 
 #: mmengine's names of the registries that mmagic spells otherwise
 _MMAGIC_NAMES = dict(EVALUATOR='EVALUATORS')
 
 
-def _child(name: str, parent: str, *subpkgs: str) -> Registry:
+def _child(name: str, parent: str, *subpkgs: str,
+           build_func=None) -> Registry:
     """A child registry whose components live in the given sub-packages
     (imported on the first look-up).
 
@@ -59,6 +110,8 @@ def _child(name: str, parent: str, *subpkgs: str) -> Registry:
         parent (str): mmengine's name of the parent registry (looked up in
             ``PARENT_REGISTRY``).
         *subpkgs (str): sub-packages of mmdistill holding its components.
+        build_func (callable, optional): the registry's build function
+            (default: the parent's).
 
     Returns:
         Registry: the child registry, scope ``mmdistill``.
@@ -66,11 +119,12 @@ def _child(name: str, parent: str, *subpkgs: str) -> Registry:
     if WITH_MMAGIC:
         parent = _MMAGIC_NAMES.get(parent, parent)
     return Registry(name, parent=getattr(PARENT_REGISTRY, parent),
-                    scope=_SCOPE,
+                    scope=_SCOPE, build_func=build_func,
                     locations=[f'mmdistill.{p}' for p in subpkgs])
 
 
-MODELS = _child('model', 'MODELS', 'models', 'evaluation')
+MODELS = _child('model', 'MODELS', 'models', 'evaluation',
+                build_func=build_model_with_cfg_path)
 MODEL_WRAPPERS = _child('model_wrapper', 'MODEL_WRAPPERS', 'models')
 DATASETS = _child('dataset', 'DATASETS', 'datasets', 'synthesis')
 DATA_SAMPLERS = _child('data sampler', 'DATA_SAMPLERS', 'datasets')

@@ -20,7 +20,9 @@ SMALL = [
     'default_hooks.logger.interval=1',
     'default_hooks.checkpoint.type=AtomicCheckpointHook',
     'default_hooks.checkpoint.interval=1',
-    'optim_wrapper.type=SafeOptimWrapper', 'log_level=WARNING'
+    'optim_wrapper.type=SafeOptimWrapper', 'log_level=WARNING',
+    # the digits configs' FID validation would cost more than these runs
+    'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
 ]
 
 

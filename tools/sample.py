@@ -26,7 +26,12 @@ def parse_args():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--sample-model', default='ema', choices=['ema', 'orig'])
     p.add_argument('--upscale', type=int, default=4,
-                   help='pixel repeat factor in the PNG')
+                   help='pixel repeat factor in the PNG (nearest)')
+    p.add_argument('--cell', type=int, default=None,
+                   help='draw each image at about this many pixels '
+                   '(overrides --upscale)')
+    p.add_argument('--tight', action='store_true',
+                   help='no border around the grid')
     p.add_argument('--out', default='samples.png')
     p.add_argument('--device', default='cpu')
     add_common_args(p)
@@ -39,6 +44,8 @@ def main():
     args = parse_args()
     if args.steps is not None and args.steps < 1:
         raise UserError(f'--steps must be >= 1, got {args.steps}')
+    if args.upscale < 1 or (args.cell is not None and args.cell < 1):
+        raise UserError('--upscale and --cell must be >= 1')
     if args.per_class < 1:
         raise UserError(f'--per-class must be >= 1, got {args.per_class}')
     check_finite_arg(args.guidance, '--guidance')
@@ -53,7 +60,8 @@ def main():
                           guidance=args.guidance, sampler=args.sampler,
                           generator=g, sample_model=args.sample_model)
     from mmdistill.utils.image import save_grid
-    save_grid(images, args.out, nrow=args.per_class, upscale=args.upscale)
+    save_grid(images, args.out, nrow=args.per_class, upscale=args.upscale,
+              tight=args.tight, cell=args.cell)
     print(f'wrote {args.out} ({k} classes x {args.per_class})')
 
 

@@ -2,10 +2,12 @@
 sample accuracy) and write the results as JSON and a markdown table.
 
     python tools/test.py configs/teacher/cfg_unet_digits_eval.py CKPT
-    torchrun --nproc_per_node 2 tools/test.py CONFIG CKPT --launcher pytorch
+    python tools/test.py CONFIG CKPT --out results/teacher.json
+    bash tools/dist_test.sh CONFIG CKPT 2
 """
 import argparse
 import json
+import os
 import os.path as osp
 import time
 
@@ -22,6 +24,8 @@ def parse_args():
     p.add_argument('checkpoint', help='weights (a tools/train.py checkpoint '
                    'or a bare state dict / .safetensors)')
     p.add_argument('--work-dir', help='where results are written')
+    p.add_argument('--out', help='also write the results (metrics, config, '
+                   'checkpoint, timing) to this JSON file (atomically)')
     add_launcher_args(p)
     add_common_args(p)
     return set_local_rank(p.parse_args())
@@ -62,6 +66,10 @@ def main():
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(
             osp.basename(args.config))[0])
     check_output_folder(cfg.work_dir, '--work-dir')
+    if args.out is not None and (os.path.isdir(args.out) or
+                                 args.out.endswith(os.sep)):
+        raise UserError(f'--out {args.out} is a folder; give a file name, '
+                        'e.g. results.json')
     state = load_state_dict(args.checkpoint)
     runner = DistillRunner.from_cfg(cfg)
     load_into(unwrap(runner.model), state, 'model', args.checkpoint)
@@ -76,13 +84,15 @@ def main():
                    metrics=results)
         js = osp.join(cfg.work_dir, 'test_results.json')
         md = osp.join(cfg.work_dir, 'test_results.md')
-        atomic_write(js, lambda f: f.write(json.dumps(out, indent=2) + '\n'),
-                     mode='w')
+        text = json.dumps(out, indent=2) + '\n'
+        for path in [js] + ([args.out] if args.out else []):
+            atomic_write(path, lambda f: f.write(text), mode='w')
         atomic_write(md, lambda f: f.write(markdown_table(
             results, osp.basename(args.checkpoint))), mode='w')
         print(markdown_table(results, osp.basename(args.checkpoint)))
+        also = f' and {args.out}' if args.out else ''
         print(f'evaluated in {seconds:.1f} s on {world} process(es); '
-              f'results written to {js} and {md}')
+              f'results written to {js}, {md}{also}')
 
 
 if __name__ == '__main__':

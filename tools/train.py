@@ -3,7 +3,7 @@
     python tools/train.py configs/teacher/cfg_unet_digits.py
     python tools/train.py CONFIG --resume            # latest in the work dir
     python tools/train.py CONFIG --resume PATH.pth   # a given checkpoint
-    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+    bash tools/dist_train.sh CONFIG 8 --auto-scale-lr   # lr x 8 x batch / base
 """
 import argparse
 import os.path as osp
@@ -23,6 +23,9 @@ def parse_args():
                    'or from the given checkpoint')
     p.add_argument('--amp', action='store_true',
                    help='automatic mixed precision (bf16 on GPUs)')
+    p.add_argument('--auto-scale-lr', action='store_true',
+                   help='scale the lr by (processes x batch size) / '
+                   "the config's auto_scale_lr.base_batch_size")
     add_launcher_args(p)
     add_common_args(p)
     return set_local_rank(p.parse_args())
@@ -56,6 +59,14 @@ def main():
         cfg.optim_wrapper.type = ('SafeAmpOptimWrapper' if safe else
                                   'AmpOptimWrapper')
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    if args.auto_scale_lr:
+        scale = cfg.get('auto_scale_lr')
+        if not scale or not scale.get('base_batch_size'):
+            raise UserError(
+                f'--auto-scale-lr needs auto_scale_lr = dict(enable=False, '
+                f'base_batch_size=N) in {args.config} (N: the total batch '
+                'its lr was set for); add it or drop --auto-scale-lr')
+        cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

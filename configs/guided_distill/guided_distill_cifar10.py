@@ -9,3 +9,6 @@ _base_ = [
 ]
 train_dataloader = dict(batch_size=16)
 default_hooks = dict(checkpoint=dict(interval=5000))
+# the lr above is for a total batch of 128 (8 GPUs x 16); with another process
+# count or batch, tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=128)

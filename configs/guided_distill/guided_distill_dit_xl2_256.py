@@ -17,3 +17,6 @@ train_dataloader = dict(
     batch_size=32,
     dataset=dict(data_root=data_root, image_size=256, channels=3))
 default_hooks = dict(checkpoint=dict(interval=5000))
+# the lr above is for a total batch of 256 (8 GPUs x 32); with another process
+# count or batch, tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=256)

@@ -26,3 +26,6 @@ param_scheduler = [
          begin=0, end=20000),
 ]
 default_hooks = dict(checkpoint=dict(interval=2000))
+# the lr above is for a total batch of 64 (8 GPUs x 8); with another process
+# count or batch, tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=64)

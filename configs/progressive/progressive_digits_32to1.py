@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/datasets/digits.py',
     '../_base_/models/progressive_distiller_digits.py',
     '../_base_/schedules/progressive_6x500.py',
-    '../_base_/default_runtime.py',
+    '../_base_/digits_runtime.py',
 ]
 # the first student's N is model.num_steps (32, from the _base_ model); the
 # hook halves it down to n_end
@@ -15,5 +15,6 @@ custom_hooks = [
     dict(type='PortableCheckpointHook'),
     dict(type='ProgressiveDistillationHook', n_end=1,
          iters_per_stage={{_base_.iters_per_stage}}),
+    {{_base_.sample_grid_hook}},
 ]
 default_hooks = dict(checkpoint=dict(interval=500))

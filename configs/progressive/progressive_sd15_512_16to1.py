@@ -30,3 +30,6 @@ custom_hooks = [
          iters_per_stage=iters_per_stage),
 ]
 default_hooks = dict(checkpoint=dict(interval=2000))
+# the lr above is for a total batch of 64 (8 GPUs x 8); with another process
+# count or batch, tools/train.py --auto-scale-lr scales it linearly
+auto_scale_lr = dict(enable=False, base_batch_size=64)

@@ -28,10 +28,50 @@ def add_launcher_args(parser):
 
 
 def set_local_rank(args):
-    """``LOCAL_RANK`` from ``--local-rank`` unless the launcher set it."""
+    """``LOCAL_RANK`` from ``--local-rank`` unless the launcher set it; with
+    ``--launcher slurm`` the torch variables from Slurm's
+    (:func:`slurm_env`)."""
+    if getattr(args, 'launcher', None) == 'slurm' and \
+            'SLURM_PROCID' in os.environ:
+        for key, value in slurm_env().items():
+            os.environ.setdefault(key, value)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def slurm_env(environ=None):
+    """torch.distributed's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``MASTER_ADDR`` and ``MASTER_PORT`` for a task started by ``srun``.
+
+    They are set before the runner is built, so every task knows its rank
+    from the start (one work-dir lock, on rank 0) and the CPU (gloo) path
+    works as with torchrun. ``MASTER_ADDR`` is kept when set, else the first
+    host of ``SLURM_NODELIST`` (``scontrol show hostnames``), else
+    127.0.0.1; ``MASTER_PORT`` defaults to 29500.
+
+    Args:
+        environ (dict, optional): the environment (default ``os.environ``).
+
+    Returns:
+        dict of str -> str.
+    """
+    import shutil
+    import subprocess
+    environ = os.environ if environ is None else environ
+    out = dict(RANK=environ['SLURM_PROCID'],
+               WORLD_SIZE=environ.get('SLURM_NTASKS', '1'),
+               LOCAL_RANK=environ.get('SLURM_LOCALID', '0'),
+               MASTER_PORT=environ.get('MASTER_PORT', '29500'))
+    addr = environ.get('MASTER_ADDR')
+    nodes = environ.get('SLURM_NODELIST') or environ.get('SLURM_JOB_NODELIST')
+    if addr is None and nodes and shutil.which('scontrol'):
+        r = subprocess.run(['scontrol', 'show', 'hostnames', nodes],
+                           capture_output=True, text=True)
+        hosts = r.stdout.split()
+        addr = hosts[0] if r.returncode == 0 and hosts else None
+    out['MASTER_ADDR'] = addr or '127.0.0.1'
+    return out
 
 
 def check_finite_arg(value, option):

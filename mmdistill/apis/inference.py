@@ -1,23 +1,32 @@
 """Build a model from its config and load trained weights safely."""
 import copy
+import os
 
 import torch
 
 from mmdistill.utils import UserError, load_into, load_state_dict
 
 
-def init_model(cfg, checkpoint=None, device='cpu'):
+def init_model(cfg, checkpoint=None, device='cpu', cfg_options=None):
     """Build ``cfg.model`` and load ``checkpoint`` (weights only).
 
     Args:
-        cfg (Config | dict): a config with a ``model`` entry.
+        cfg (str | Config | dict): a config with a ``model`` entry, or the
+            path of one (``mmdistill::teacher/cfg_unet_digits.py`` names a
+            shipped config).
         checkpoint (str, optional): a checkpoint written by
-            ``tools/train.py`` (or a bare state dict / safetensors file).
+            ``tools/train.py`` (or a bare state dict / safetensors file), a
+            local path or an http(s) URL (downloaded once into the torch
+            hub cache).
         device (str): where to put the model.
+        cfg_options (list[str] | dict, optional): overrides of a config
+            given by path (``KEY=VALUE`` strings as ``--cfg-options``, or a
+            dict of dotted keys).
 
     Returns:
         nn.Module in eval mode.
     """
+    cfg = as_config(cfg, cfg_options)
     from mmdistill import register_all_modules
     register_all_modules(init_default_scope=False)
     from mmengine.registry import DefaultScope
@@ -34,6 +43,42 @@ def init_model(cfg, checkpoint=None, device='cpu'):
         state = load_state_dict(checkpoint)
         load_into(model, state, 'model', checkpoint)
     return model.to(torch.device(device)).eval()
+
+
+def as_config(cfg, cfg_options=None):
+    """A Config from a Config / dict (used as is) or a config path
+    (``mmdistill::X`` resolved to the shipped configs), with
+    ``cfg_options`` merged into a copy.
+
+    Raises:
+        UserError: a missing or unparsable config file.
+    """
+    from mmengine.config import Config
+
+    from mmdistill.registry import resolve_config_path
+    from mmdistill.utils.config import load_config
+    if isinstance(cfg, os.PathLike):
+        cfg = os.fspath(cfg)
+    if isinstance(cfg, str):
+        try:
+            path = resolve_config_path(cfg)
+        except FileNotFoundError as e:
+            raise UserError(str(e)) from e
+        opts = cfg_options or []
+        cfg = load_config(path, opts if not isinstance(opts, dict) else [])
+        if isinstance(opts, dict):
+            cfg.merge_from_dict(opts)
+        return cfg
+    if cfg_options and not isinstance(cfg_options, dict):
+        raise UserError('cfg_options as KEY=VALUE strings need a config '
+                        'path; pass a dict of dotted keys with a Config')
+    if not isinstance(cfg, Config):
+        cfg = Config(copy.deepcopy(dict(cfg)))
+    elif cfg_options:
+        cfg = copy.deepcopy(cfg)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
 
 
 def load_student(checkpoint, config=None, device='cpu'):

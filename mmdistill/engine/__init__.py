@@ -1,6 +1,6 @@
 """Runner, hooks, loops and optimizer wrappers."""
 from .hooks import (AtomicCheckpointHook, PortableCheckpointHook,
-                    ProgressiveDistillationHook)
+                    ProgressiveDistillationHook, SampleGridHook)
 from .loops import GenerativeLoop, GenerativeTestLoop, GenerativeValLoop
 from .optim_wrapper import SafeAmpOptimWrapper, SafeOptimWrapper
 from .runner import DistillRunner, init_cpu_dist, resume_allowlist
@@ -10,5 +10,6 @@ __all__ = [
     'GenerativeTestLoop',
     'GenerativeValLoop', 'PortableCheckpointHook',
     'ProgressiveDistillationHook', 'SafeAmpOptimWrapper', 'SafeOptimWrapper',
+    'SampleGridHook',
     'init_cpu_dist', 'resume_allowlist'
 ]

@@ -75,10 +75,14 @@ class GenerativeLoop(BaseLoop):
         Returns:
             The metrics.
         """
+        from mmdistill.utils.rng import preserved_rng
         phase = self.phase
         self.runner.call_hook(f'before_{phase}')
         self.runner.call_hook(f'before_{phase}_epoch')
-        metrics = self.evaluate()
+        # a validation pass inside training must not change what training
+        # draws next (the metrics seed their own generators anyway)
+        with preserved_rng():
+            metrics = self.evaluate()
         self.runner.call_hook(f'after_{phase}_epoch', metrics=metrics)
         self.runner.call_hook(f'after_{phase}')
         return metrics

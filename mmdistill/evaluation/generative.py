@@ -307,10 +307,15 @@ class EvalContext:
     def sample_kwargs(self,
                       kw: Optional[dict],
                       model: Optional[nn.Module] = None) -> dict:
-        """``kw`` completed with the model's ``default_sample``."""
+        """``kw`` completed with the model's ``default_sample`` (steps: a
+        progressive student's ``num_steps``, else 64)."""
         model = self.model if model is None else model
         full = dict(getattr(model, 'default_sample', {}) or {})
         full.update(kw or {})
+        if 'steps' not in full and getattr(model, 'num_steps',
+                                           None) is not None:
+            # a progressive student samples with its current N by default
+            full['steps'] = int(model.num_steps)
         full.setdefault('steps', 64)
         full.setdefault('guidance', 0.0)
         full.setdefault('sampler', 'ddim')

@@ -1,5 +1,6 @@
 from .checkpoint import (atomic_torch_save, atomic_write, check_finite,
-                         complete_student_state, load_into, load_state_dict,
+                         complete_student_state, download_checkpoint,
+                         is_url, load_into, load_state_dict,
                          load_student_checkpoint, sub_state_dict)
 from .errors import UserError
 from .hashing import file_sha256
@@ -7,8 +8,9 @@ from .package import checkout_dir, mim_dir, package_dir, resolve_package_path
 
 __all__ = [
     'UserError', 'atomic_torch_save', 'atomic_write', 'check_finite',
-    'checkout_dir', 'complete_student_state', 'file_sha256', 'mim_dir',
-    'package_dir', 'resolve_package_path',
+    'checkout_dir', 'complete_student_state', 'download_checkpoint',
+    'file_sha256', 'is_url', 'mim_dir', 'package_dir',
+    'resolve_package_path',
     'load_into', 'load_state_dict', 'load_student_checkpoint',
     'sub_state_dict'
 ]

@@ -18,18 +18,69 @@ from .errors import UserError
 from .package import resolve_package_path
 
 
+def is_url(path) -> bool:
+    """True for an http(s) address."""
+    return isinstance(path, str) and path.startswith(('http://', 'https://'))
+
+
+def download_checkpoint(url: str, progress: bool = True) -> str:
+    """The local copy of the checkpoint at ``url`` in the torch hub cache
+    (``torch.hub.get_dir()/checkpoints/<file name>``), downloaded once.
+
+    A file named like ``name-1a2b3c4d.pth`` (tools/model_converters/
+    publish_model.py) must have a SHA-256 starting with those 8 hex digits.
+    The download goes to a temporary file first, so an interrupted one
+    leaves no partial checkpoint behind.
+
+    Raises:
+        UserError: one line naming the URL and the fix.
+    """
+    import re
+    from urllib.parse import unquote, urlparse
+    name = os.path.basename(unquote(urlparse(url).path))
+    if not name:
+        raise UserError(f'cannot tell the file name of checkpoint URL {url} '
+                        '(it should end in the file name, e.g. .../x.pth)')
+    folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
+    dest = os.path.join(folder, name)
+    if os.path.isfile(dest):
+        return dest
+    m = re.search(r'-([0-9a-f]{8,})\.[A-Za-z]+$', name)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        torch.hub.download_url_to_file(
+            url, dest, hash_prefix=m.group(1) if m else None,
+            progress=progress)
+    except Exception as e:  # noqa: BLE001  (HTTP, network, disk, hash)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if 'invalid hash value' in reason:
+            reason = ('its SHA-256 does not match the hash in the file '
+                      'name')
+        raise UserError(
+            f'cannot download checkpoint {url}: {reason[:160]} (check the '
+            'URL and the network, or download the file yourself and give '
+            f'its local path; the cache folder is {folder})') from e
+    return dest
+
+
 def load_state_dict(path, map_location='cpu'):
     """Load a user-supplied checkpoint without executing code.
 
     Accepts an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``),
-    a bare state dict, or a ``.safetensors`` file. A relative path that does
-    not exist from the working folder is looked up in the source checkout,
-    then in the installed package (:func:`resolve_package_path`), so the
-    shipped ``checkpoints/*.pth`` load from anywhere.
+    a bare state dict, or a ``.safetensors`` file, as a local path or an
+    http(s) URL (downloaded once into the torch hub cache, see
+    :func:`download_checkpoint`; the copy is read the same safe way). A
+    relative path that does not exist from the working folder is looked up
+    in the source checkout, then in the installed package
+    (:func:`resolve_package_path`), so the shipped ``checkpoints/*.pth``
+    load from anywhere.
 
     Raises:
-        UserError: missing, truncated/corrupt, or unsafe file.
+        UserError: missing, truncated/corrupt, unsafe file, or a failed
+            download.
     """
+    if is_url(path):
+        path = download_checkpoint(path)
     path = resolve_package_path(path)
     if not os.path.isfile(path):
         raise UserError(f'checkpoint not found: {path} (check the path, or '
