@@ -37,7 +37,6 @@ if TOOLS not in sys.path:  # imported rather than run as a script
     sys.path.append(TOOLS)
 
 import torch  # noqa: E402
-
 from benchmarks import (fid_eval, iteration, memory, mgd3,  # noqa: E402
                         sampling)
 from benchmarks.common import (append_section, format_section,  # noqa: E402

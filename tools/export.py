@@ -45,8 +45,8 @@ def main():
     register_all_modules()
     from mmdistill.apis import init_model, load_student
     from mmdistill.models.adapters.export import (default_steps,
-                                                export_student,
-                                                export_teacher_folder)
+                                                  export_student,
+                                                  export_teacher_folder)
     args = parse_args()
     check_output_folder(args.out_dir, 'OUT_DIR')
     check_finite_arg(args.guidance, '--guidance')

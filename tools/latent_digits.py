@@ -103,8 +103,7 @@ def make_vae_and_cache(wd, vae_iters, vae_channels, timings):
     of the training digits (``wd/latent_cache``); both reused if present."""
     from mmdistill import register_all_modules
     register_all_modules()
-    from mmdistill.datasets import DigitsDataset
-    from mmdistill.datasets import write_latent_cache
+    from mmdistill.datasets import DigitsDataset, write_latent_cache
     from mmdistill.datasets.latent_cache import MANIFEST
     from mmdistill.models.adapters import VAEWrapper
     from projects.digits.vae import train_digits_vae
@@ -153,13 +152,13 @@ def run(argv=None):
 
     t_iters, t_dir = s['teacher_iters'], osp.join(wd, 'teacher')
     t_ckpt = osp.join(t_dir, f'iter_{t_iters}.pth')
+    warmup = max(1, min(100, t_iters // 10))
     run_stage('teacher', TEACHER_CFG, t_dir, t_ckpt, {
         **common, 'model.data_preprocessor': pre,
         'model.denoiser.base_channels': s['width'],
         'train_cfg.max_iters': t_iters,
         'default_hooks.checkpoint.interval': t_iters,
-        'param_scheduler': lr_schedule(t_iters,
-                                       max(1, min(100, t_iters // 10)))},
+        'param_scheduler': lr_schedule(t_iters, warmup)},
         prefix='latent', timings=timings)
 
     s1_iters, s1_dir = s['stage1_iters'], osp.join(wd, 'stage1')

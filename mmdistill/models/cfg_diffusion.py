@@ -6,8 +6,8 @@ import torch
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule,
-                                 cfg_combine, to_x)
+from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule, cfg_combine,
+                                 to_x)
 from mmdistill.diffusion.samplers import SAMPLERS
 from mmdistill.registry import MODELS
 from .conditions import ClassLabelConditions, build_condition_provider
@@ -248,8 +248,8 @@ class CFGDiffusion(EMAMixin, GuidedSamplingMixin, BaseModel):
         if self.prediction_type == 'eps':
             target = eps
         elif self.prediction_type == 'v':
-            target = alpha.view(-1, 1, 1, 1) * eps - sigma.view(-1, 1, 1,
-                                                                  1) * x
+            a, s = alpha.view(-1, 1, 1, 1), sigma.view(-1, 1, 1, 1)
+            target = a * eps - s * x
         else:
             target = x
         return dict(loss=self.loss_fn(out, target, alpha, sigma,

@@ -1,7 +1,7 @@
 from .checkpoint import (atomic_torch_save, atomic_write, check_finite,
-                         complete_student_state, download_checkpoint,
-                         is_url, load_into, load_state_dict,
-                         load_student_checkpoint, sub_state_dict)
+                         complete_student_state, download_checkpoint, is_url,
+                         load_into, load_state_dict, load_student_checkpoint,
+                         sub_state_dict)
 from .errors import UserError
 from .hashing import file_sha256
 from .package import checkout_dir, mim_dir, package_dir, resolve_package_path

@@ -192,7 +192,8 @@ def table_lines(rows):
     """The markdown table of report rows: model, steps, NFE, w, FID to real
     and to teacher, IS, accuracy, ms / image."""
     lines = ['| model | steps | NFE | w | FID to real | FID to teacher | IS | '
-             'accuracy % | ms / image |', '|---|---|---|---|---|---|---|---|---|']
+             'accuracy % | ms / image |',
+             '|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['steps']} | {r['nfe']} | {r['w']} | "
@@ -219,7 +220,8 @@ def write_report(wd, rows, n_eval, ref_steps, timings):
     if timings:
         lines += ['', 'Training wall-clock (2-core CPU): ' + ', '.join(
             f'{k} {v / 60:.1f} min' for k, v in timings.items())]
-    lines += ['', '![samples](samples.png)', '', '![FID vs NFE](fid_vs_nfe.png)']
+    lines += ['', '![samples](samples.png)', '',
+              '![FID vs NFE](fid_vs_nfe.png)']
     with open(osp.join(wd, 'report.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
 

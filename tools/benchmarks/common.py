@@ -27,8 +27,8 @@ import os.path as osp
 import platform
 import statistics
 import time
-from typing import (Any, Callable, Dict, Hashable, List, Optional,
-                    Sequence, Tuple)
+from typing import (Any, Callable, Dict, Hashable, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 

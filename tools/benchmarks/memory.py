@@ -17,8 +17,8 @@ from typing import Any, Dict, Tuple
 
 import torch
 
-from .common import (Log, current_rss_mib, markdown_table, peak_rss_mib,
-                     ratio, reset_peak_rss)
+from .common import (Log, current_rss_mib, markdown_table, peak_rss_mib, ratio,
+                     reset_peak_rss)
 from .models import (build_peer, build_stage1, build_stage2, build_teacher,
                      make_batch, optim_wrapper_for)
 from .processes import child_cmd, run_child

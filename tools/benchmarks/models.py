@@ -84,8 +84,8 @@ def build_teacher(args: argparse.Namespace) -> torch.nn.Module:
     Returns:
         The teacher, its EMA network equal to its network.
     """
-    from mmdistill.registry import MODELS
     from mmdistill.models.distillers.teacher import load_net_weights
+    from mmdistill.registry import MODELS
     m = MODELS.build(teacher_cfg(args.quick))
     if args.teacher_ckpt:
         load_net_weights(m.net, args.teacher_ckpt)

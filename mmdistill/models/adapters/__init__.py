@@ -11,7 +11,8 @@
 from .networks import (PREDICTION_MAP, PREDICTION_MAP_INV, DiffusersDiT,
                        DiffusersTextUNet, DiffusersUNet2D, load_component,
                        parse_dtype)
-from .preprocessor import LatentDataPreprocessor, TextEncoderWrapper, VAEWrapper
+from .preprocessor import (LatentDataPreprocessor, TextEncoderWrapper,
+                           VAEWrapper)
 from .teachers import DiffusersCFGDiffusion, TextCFGDiffusion
 
 __all__ = [

@@ -23,9 +23,9 @@ import shutil
 import torch
 
 from mmdistill.utils import UserError, atomic_write
+from . import pipeline as _pipeline
 from .networks import (PREDICTION_MAP_INV, DiffusersDiT, DiffusersTextUNet,
                        DiffusersUNet2D)
-from . import pipeline as _pipeline
 
 SUBFOLDERS = {DiffusersUNet2D: 'unet', DiffusersDiT: 'transformer',
               DiffusersTextUNet: 'unet'}

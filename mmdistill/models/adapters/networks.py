@@ -502,4 +502,3 @@ class DiffusersTextUNet(_DiffusersDenoiser):
                          encoder_hidden_states=y.to(self.dtype),
                          timestep_cond=cond).sample
         return self._cast_out(out, z)
-

@@ -39,8 +39,8 @@ def _betas(cfg):
     if cfg.get('trained_betas') is not None:
         return torch.as_tensor(cfg['trained_betas'], dtype=torch.float64)
     k = int(cfg.get('num_train_timesteps', 1000))
-    b0, b1 = float(cfg.get('beta_start', 1e-4)), float(cfg.get('beta_end',
-                                                                0.02))
+    b0 = float(cfg.get('beta_start', 1e-4))
+    b1 = float(cfg.get('beta_end', 0.02))
     if cfg.get('beta_schedule', 'linear') == 'scaled_linear':
         return torch.linspace(b0**0.5, b1**0.5, k, dtype=torch.float64)**2
     return torch.linspace(b0, b1, k, dtype=torch.float64)

@@ -63,8 +63,8 @@ class CompactUNet(nn.Module):
 
     The denoiser interface shared by all mmdistill networks:
     ``forward(z, t, y, w=None)`` with continuous time ``t`` in [0, 1] (B,),
-    class labels ``y`` (B,) where ``y == num_classes`` is the null (unconditional)
-    class, and guidance weight ``w`` (B,) used only once
+    class labels ``y`` (B,) where ``y == num_classes`` is the null
+    (unconditional) class, and guidance weight ``w`` (B,) used only once
     :meth:`enable_guidance_embedding` was called. The output is the raw
     prediction (x, eps or v, as the owning model decides).
 
