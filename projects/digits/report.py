@@ -245,7 +245,8 @@ def plot_fid_vs_nfe(ax, rows, key='fid_real', ws=(0.0, 2.0), floor=None,
     ax.legend(fontsize=8), ax.grid(alpha=0.3)
 
 
-def write_pictures(wd, teacher, students, ref_steps, rows, per_class=4):
+def write_pictures(wd, teacher, students, ref_steps, rows, per_class=4,
+                   cell=24):
     """samples.png: rows = models (students 1/2/4/8 steps, teacher), columns =
     w in GRID_WS; fid_vs_nfe.png: FID to real against NFE."""
     import matplotlib
@@ -256,27 +257,32 @@ def write_pictures(wd, teacher, students, ref_steps, rows, per_class=4):
     models = [(f'student {n} step' + ('s' if n > 1 else ''), m, n)
               for n, m in sorted(students.items())]
     models.append((f'teacher DDIM {ref_steps}', teacher, ref_steps))
-    fig, axes = plt.subplots(len(models), len(GRID_WS),
-                             figsize=(2.2 * len(GRID_WS), 2.2 * len(models)),
-                             squeeze=False)
     labels = torch.arange(teacher.num_classes).repeat(per_class)
     g = torch.Generator().manual_seed(123)
     noise = torch.randn((len(labels), ) + tuple(teacher.image_shape),
                         generator=g)
-    for i, (name, model, steps) in enumerate(models):
+    grids = [[make_grid(model.sample(labels, noise=noise, steps=steps,
+                                     guidance=w, sampler='ddim'),
+                        nrow=teacher.num_classes, cell=cell, tight=True)
+              for w in GRID_WS] for _, model, steps in models]
+    # one grid pixel per figure pixel: nearest-neighbour digits, no blur
+    dpi, gh, gw = 100, grids[0][0].shape[0], grids[0][0].shape[1]
+    fig, axes = plt.subplots(
+        len(models), len(GRID_WS), dpi=dpi, squeeze=False,
+        figsize=(len(GRID_WS) * (gw + 12) / dpi + 0.3,
+                 len(models) * (gh + 16) / dpi + 0.3))
+    for i, (name, _, _) in enumerate(models):
         for j, w in enumerate(GRID_WS):
-            imgs = model.sample(labels, noise=noise, steps=steps, guidance=w,
-                                sampler='ddim')
             ax = axes[i][j]
-            ax.imshow(make_grid(imgs, nrow=teacher.num_classes), cmap='gray',
-                      vmin=0, vmax=255)
+            ax.imshow(grids[i][j], cmap='gray', vmin=0, vmax=255,
+                      interpolation='nearest')
             ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
-                ax.set_title(f'w = {w:g}')
+                ax.set_title(f'w = {w:g}', fontsize=9)
             if j == 0:
-                ax.set_ylabel(name)
-    fig.tight_layout()
-    fig.savefig(osp.join(wd, 'samples.png'), dpi=110)
+                ax.set_ylabel(name, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(osp.join(wd, 'samples.png'), dpi=dpi)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
