@@ -51,6 +51,8 @@ def _cfg(work_dir, **extra):
         'experiment_name': f't{uuid.uuid4().hex[:12]}',
         **extra
     })
+    # no end-of-training validation: the test is about checkpoints
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     return cfg
 
 
