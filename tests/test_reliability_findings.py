@@ -402,6 +402,7 @@ class MyAdam(torch.optim.Adam):
 """
 
 
+@pytest.mark.slow  # three training processes (~20 s)
 def test_custom_imports_through_cfg_options(tmp_path):
     """``custom_imports`` given with --cfg-options is imported (the
     unknown-type error recommends it); a module that does not exist is a

@@ -241,3 +241,15 @@ def test_lr_1e6_stops_before_a_checkpoint_keeps_diverged_weights(tmp_path):
                                     'train_cfg.max_iters=1')
     sd = _net(wd / 'iter_1.pth')
     assert max(float(v.float().abs().max()) for v in sd.values()) > 1e2
+
+
+def test_new_phase_resets_the_loss_history():
+    """A halving changes the target: the 1-step stage's first losses can be
+    100x the 2-step stage's, which must not read as divergence."""
+    p = torch.nn.Parameter(torch.ones(4))
+    ow = _guarded(p, 1e-4, divergence=dict(warmup=3))
+    for _ in range(5):
+        ow.update_params((p * 0.001).sum())
+    ow.reset_divergence_history()
+    ow.update_params((p * 1.0).sum())  # 1000x the old median: no stop
+    assert list(ow._history['loss']) == pytest.approx([4.0], rel=1e-3)

@@ -93,6 +93,7 @@ exit $rc
     return path
 
 
+@pytest.mark.slow  # three evaluation processes (~25 s)
 def test_test_out_and_dist_test_equal_one_process(tmp_path, tiny_eval):
     cfg, ckpt = tiny_eval
     out1 = tmp_path / 'one' / 'results.json'

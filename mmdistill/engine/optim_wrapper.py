@@ -23,9 +23,12 @@ its weights (``divergence``, on by default):
 A spike stops the run before the step is applied; a blow-up stops it right
 after the step that caused it, inside the same iteration, so the checkpoint
 hook never sees the diverged weights. The medians need ``warmup`` finite
-steps first; the growth check needs no history (a learning rate far too
-large blows the weights up in the very first step) and skips weights whose
-RMS is below 1e-3 (zero-initialised layers grow by large factors).
+steps first (and again after :meth:`reset_divergence_history`, which the
+progressive-distillation hook calls at every halving, as the new stage's
+losses are not comparable with the last one's); the growth check needs no
+history (a learning rate far too large blows the weights up in the very
+first step) and skips weights whose RMS is below 1e-3 (zero-initialised
+layers grow by large factors).
 
 In a multi-process run the decisions are all-reduced, so every rank skips
 (or stops at) the same steps and the replicas stay identical.
@@ -203,6 +206,14 @@ class NonFiniteGuardMixin:
                 'and the last checkpoint is untouched: lower the learning '
                 'rate, enable clip_grad, check the data, or resume from an '
                 'earlier checkpoint')
+
+    def reset_divergence_history(self):
+        """Forget the loss and gradient-norm history (a new training phase
+        whose losses are not comparable with the old ones, e.g. a
+        progressive-distillation halving); the medians wait for ``warmup``
+        new steps."""
+        for hist in self._history.values():
+            hist.clear()
 
     def _check_growth(self, before):
         """Stop if the step just taken multiplied the weight norm by more

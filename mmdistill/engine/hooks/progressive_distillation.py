@@ -228,7 +228,8 @@ class ProgressiveDistillationHook(Hook):
 
     @staticmethod
     def restart_optimization(runner: Any) -> None:
-        """Clear optimizer state and rebuild-equivalently reset every
+        """Clear optimizer state (and the divergence check's loss history)
+        and rebuild-equivalently reset every
         parameter scheduler (value <- initial value, counters <- -1, one
         ``step()`` as in the scheduler's constructor)."""
         wrappers = runner.optim_wrapper
@@ -236,6 +237,9 @@ class ProgressiveDistillationHook(Hook):
             wrappers, 'values') else [wrappers]
         for ow in wrappers:
             ow.optimizer.state.clear()
+            # a new stage has a new target: its losses start afresh
+            if hasattr(ow, 'reset_divergence_history'):
+                ow.reset_divergence_history()
         scheds = runner.param_schedulers
         if scheds is None:
             return
