@@ -126,3 +126,24 @@ def test_stage_config_holds_the_overrides(tmp_path):
     assert got.model.denoiser.to_dict() == orig.model.denoiser.to_dict()
     assert got.param_scheduler[1].to_dict() == \
         orig.param_scheduler[1].to_dict()
+
+
+def test_measure_row_extras_and_cache(tmp_path):
+    """The zoo's rows carry extra entries (``table``, ``n``); a cached
+    sample set is read back instead of sampled again."""
+    from projects.digits.report import DigitsScorer
+    ref, _ = _student_file(tmp_path, dump=False)
+    sc = DigitsScorer()
+    cache = str(tmp_path / 'c' / 'ref.pt')
+    with torch.no_grad():
+        row, f = sc.measure('student', ref, 20, 2, 0.0, 2, cache=cache,
+                            table='main', n=20)
+    assert (row['table'], row['n'], row['nfe']) == ('main', 20, 2)
+    assert os.path.isfile(cache)
+
+    def no_sampling(*a, **k):
+        raise AssertionError('sampled although the cache exists')
+
+    ref.sample = no_sampling
+    again, f2 = sc.measure('student', ref, 20, 2, 0.0, 2, cache=cache)
+    assert again['fid_real'] == row['fid_real'] and torch.equal(f, f2)

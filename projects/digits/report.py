@@ -99,15 +99,15 @@ class DigitsScorer:
             atomic_torch_save(out, cache)
         return out
 
-    def measure(self, name, model, n, steps, w, nfe, f_ref=None, cache=None,
-                sample_kwargs=None, **extra):
-        """One report row: ``n`` samples of ``model`` at ``steps`` and
-        ``w``; returns (row, features)."""
+    def measure(self, name, model, num_samples, steps, w, nfe, f_ref=None,
+                cache=None, sample_kwargs=None, **extra):
+        """One report row: ``num_samples`` samples of ``model`` at ``steps``
+        and ``w`` (``extra``: more row entries); returns (row, features)."""
         kw = dict(steps=steps, guidance=w, **(sample_kwargs or {}))
-        s = self.sample(model, n, kw, cache)
+        s = self.sample(model, num_samples, kw, cache)
         row = dict(model=name, steps=steps, nfe=nfe, w=w, **extra,
                    **self.metrics(s['f'], s['p'], s['labels'], f_ref),
-                   ms=1000 * s['secs'] / n)
+                   ms=1000 * s['secs'] / num_samples)
         return row, s['f']
 
 
