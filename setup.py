@@ -55,8 +55,9 @@ def parse_requirements(fname):
 
 def shipped_checkpoints():
     """The checkpoints the model index names (``Weights: checkpoints/...``
-    in configs/*/metafile.yml): only these travel with the package, not
-    whatever else a user keeps in checkpoints/."""
+    in configs/*/metafile.yml; a file, or a diffusers folder): only these
+    travel with the package, not whatever else a user keeps in
+    checkpoints/."""
     names = set()
     for folder in sorted(os.listdir(osp.join(ROOT, 'configs'))):
         meta = osp.join(ROOT, 'configs', folder, 'metafile.yml')
@@ -64,7 +65,7 @@ def shipped_checkpoints():
             with open(meta, encoding='utf-8') as f:
                 names.update(re.findall(r'Weights:\s*(checkpoints/\S+)',
                                         f.read()))
-    return sorted(n for n in names if osp.isfile(osp.join(ROOT, n)))
+    return sorted(n for n in names if osp.exists(osp.join(ROOT, n)))
 
 
 def _remove(path):
@@ -114,7 +115,11 @@ def make_mim_folder(mode):
         if item == 'checkpoints':
             os.makedirs(dst)
             for name in shipped_checkpoints():
-                shutil.copyfile(osp.join(ROOT, name), osp.join(mim, name))
+                if osp.isdir(osp.join(ROOT, name)):
+                    shutil.copytree(osp.join(ROOT, name), osp.join(mim, name))
+                else:
+                    shutil.copyfile(osp.join(ROOT, name),
+                                    osp.join(mim, name))
         elif osp.isdir(src):
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
                 '__pycache__', '*.pyc'))

@@ -8,7 +8,7 @@ plain conditional model; diffusers' guidance_scale = 1 + w).
 import argparse
 
 from mmdistill.apis import (add_common_args, check_finite_arg, cli_main,
-                            init_model, load_config)
+                            load_config, load_for_sampling)
 from mmdistill.utils import UserError
 
 
@@ -50,7 +50,7 @@ def main():
         raise UserError(f'--per-class must be >= 1, got {args.per_class}')
     check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
-    model = init_model(cfg, args.checkpoint, args.device)
+    model = load_for_sampling(cfg, args.checkpoint, args.device)
     k = model.num_classes
     labels = torch.arange(k).repeat_interleave(args.per_class)
     g = torch.Generator().manual_seed(args.seed)

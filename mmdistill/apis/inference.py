@@ -124,3 +124,28 @@ def load_student(checkpoint, config=None, device='cpu'):
     model = init_model(cfg)
     load_student_checkpoint(model, checkpoint)
     return model.to(torch.device(device)).eval()
+
+
+def load_for_sampling(cfg, checkpoint=None, device='cpu'):
+    """The model that samples: for a distiller config (one with a
+    ``teacher_ckpt`` entry) only its student, from a training checkpoint or
+    a ``student_{N}step.pth`` file (:func:`load_student`; the teacher's
+    file need not exist), else the whole model (:func:`init_model`).
+
+    Args:
+        cfg (Config): a loaded config.
+        checkpoint (str, optional): its weights (none: as initialised).
+        device (str): where to put the model.
+
+    Returns:
+        nn.Module in eval mode.
+    """
+    if 'teacher_ckpt' not in cfg.model:
+        return init_model(cfg, checkpoint, device)
+    if checkpoint is None:
+        cfg = copy.deepcopy(cfg)
+        for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
+            if key in cfg.model:
+                cfg.model[key] = None
+        return init_model(cfg, None, device)
+    return load_student(checkpoint, cfg, device)

@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from mmdistill.utils import UserError
-from .inference import as_config, init_model
+from .inference import as_config, load_for_sampling
 
 
 class MMDistillInferencer:
@@ -51,18 +51,7 @@ class MMDistillInferencer:
         if sample_model not in ('ema', 'orig'):
             raise UserError(f"sample_model must be 'ema' or 'orig', got "
                             f'{sample_model!r}')
-        distiller = 'teacher_ckpt' in cfg.model
-        if distiller:
-            for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
-                if key in cfg.model:
-                    cfg.model[key] = None
-            self.model = init_model(cfg, None, device)
-            if checkpoint is not None:
-                from mmdistill.utils import load_student_checkpoint
-                load_student_checkpoint(self.model, checkpoint)
-        else:
-            self.model = init_model(cfg, checkpoint, device)
-        self.model.eval()
+        self.model = load_for_sampling(cfg, checkpoint, device)
         self.cfg, self.checkpoint = cfg, checkpoint
         self.sample_model = sample_model
 
