@@ -145,3 +145,36 @@ def test_diffusers_ddim_settings_that_reproduce_the_teacher(tmp_path):
     _, right = diffusers_ddim(clip_sample=False)
     torch.testing.assert_close(ours, right, atol=2e-3, rtol=0)
     assert (ours - inherited).abs().max() > 1e-2
+
+
+def test_distill_the_shipped_ddpm_folder(tmp_path):
+    """Stage 1 and stage 2 on the shipped real-format teacher, from the
+    folder alone (a few iterations): the students of every halving are
+    written and sample with one evaluation per step."""
+    from _reliability import assert_one_line_error, run_train_inprocess
+    s1 = tmp_path / 's1'
+    code, err = run_train_inprocess(
+        'configs/guided_distill/guided_distill_ddpm_digits.py', s1,
+        'train_cfg.max_iters=2', 'param_scheduler.0.end=2')
+    assert code in (0, None), err[-2000:]
+    s2 = tmp_path / 's2'
+    code, err = run_train_inprocess(
+        'configs/progressive/progressive_ddpm_digits_32to1.py', s2,
+        f'model.teacher_ckpt={s1 / "iter_2.pth"}', 'model.num_steps=4',
+        'train_cfg.max_iters=3', 'custom_hooks.1.iters_per_stage=1',
+        'param_scheduler.0.end=1')
+    assert code in (0, None), err[-2000:]
+    from mmdistill.apis import load_student
+    for n in (4, 2, 1):
+        st = load_student(str(s2 / f'student_{n}step.pth'))
+        assert int(st.num_steps) == n and st.prediction_type == 'eps'
+        calls = []
+        st.net.register_forward_hook(lambda *a: calls.append(1))
+        with torch.no_grad():
+            x = st.sample(torch.arange(3), steps=n, guidance=2.0)
+        assert x.shape == (3, 1, 8, 8) and len(calls) == n
+    # the stage-2 config names its stage-1 file; a missing one is one line
+    code, err = run_train_inprocess(
+        'configs/progressive/progressive_ddpm_digits_32to1.py',
+        tmp_path / 's2b', 'train_cfg.max_iters=1')
+    assert_one_line_error(code, err, 'guided_distill_ddpm_digits/iter_1500')
