@@ -69,3 +69,25 @@ def test_demo_stage2_config_gives_n():
         'configs/progressive/progressive_digits_128to1.py') == (128, 1)
     with pytest.raises(UserError, match='one ProgressiveDistillationHook'):
         demo.stage2_settings('configs/teacher/cfg_unet_digits.py')
+
+
+@pytest.mark.slow
+def test_demo_quick_on_the_real_format_teacher(tmp_path):
+    """--teacher-type ddpm: a UNet2DModel teacher trained, written as a
+    DDPM folder, both stages read from the folder, the report measures the
+    folder's teacher and the students."""
+    wd = tmp_path / 'demo'
+    r = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
+                        '--teacher-type', 'ddpm', '--work-dir', str(wd)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    folder = wd / 'teacher' / 'ddpm-folder'
+    for f in ('model_index.json', 'unet/config.json',
+              'scheduler/scheduler_config.json'):
+        assert (folder / f).is_file(), f
+    cfg = open(wd / 'configs' / 'stage1' /
+               'guided_distill_ddpm_digits.py').read()
+    assert str(folder) in cfg and 'teacher_ckpt=None' in cfg
+    rows = json.load(open(wd / 'report.json'))['rows']
+    assert sorted({r['steps'] for r in rows if r['model'] == 'student'}) \
+        == [1, 2, 4, 8]

@@ -4,11 +4,19 @@
     distillation 32 -> 1 steps) -> evaluation report
 
     python tools/demo.py --work-dir work_dirs/demo
+    python tools/demo.py --teacher-type ddpm --work-dir work_dirs/demo_ddpm
 
 Writes ``report.md`` (FID / IS / accuracy per step count and w, NFE, ms per
 image), sample grids and a FID-vs-NFE plot into the work dir. Each stage is
 an ordinary ``tools/train.py`` run of a shipped config; a finished stage is
 reused when the demo is run again.
+
+``--teacher-type ddpm`` runs the same pipeline on the real-format teacher:
+a diffusers ``UNet2DModel`` (eps-prediction, DDPM betas) is trained, written
+as a pretrained DDPM folder (``teacher/ddpm-folder``: model_index.json,
+unet/, scheduler/), and both stages read the teacher from that folder alone
+(``--teacher-ckpt FOLDER`` skips the training, e.g. with the shipped
+``checkpoints/ddpm-unet2d-digits``).
 """
 import argparse
 import json
@@ -26,6 +34,10 @@ from projects.digits.stages import run_stage  # noqa: E402
 TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
 STAGE1_CFG = 'configs/guided_distill/guided_distill_digits.py'
 STAGE2_CFG = 'configs/progressive/progressive_digits_32to1.py'
+#: the real-format teacher's pipeline (--teacher-type ddpm)
+DDPM_CFGS = dict(teacher='configs/teacher/ddpm_unet2d_digits.py',
+                 stage1='configs/guided_distill/guided_distill_ddpm_digits.py',
+                 stage2='configs/progressive/progressive_ddpm_digits_32to1.py')
 
 
 def parse_args(argv=None):
@@ -40,9 +52,14 @@ def parse_args(argv=None):
                    help='first student step count of stage 2 (its teacher '
                    'takes twice as many); a power of two (default: the '
                    "stage-2 config's model.num_steps)")
+    p.add_argument('--teacher-type', choices=['compact', 'ddpm'],
+                   default='compact',
+                   help="'compact': the project's CompactUNet (v, cosine); "
+                   "'ddpm': a diffusers UNet2DModel DDPM folder (eps, "
+                   'linear betas), the format of pretrained models')
     p.add_argument('--teacher-ckpt', default=None,
-                   help='use this CFG teacher checkpoint instead of '
-                   'training one')
+                   help='use this CFG teacher checkpoint (--teacher-type '
+                   'ddpm: a DDPM folder) instead of training one')
     p.add_argument('--num-samples', type=int, default=1000,
                    help='generated samples per setting for the metrics')
     p.add_argument('--teacher-steps', type=int, default=64,
@@ -70,6 +87,41 @@ def stage2_settings(config):
     return cfg.model.num_steps, index[0]
 
 
+def export_ddpm_folder(config, checkpoint, folder):
+    """The trained UNet2DModel teacher as a pretrained DDPM folder (kept
+    when it exists); returns the folder."""
+    if not osp.isfile(osp.join(folder, 'model_index.json')):
+        from mmdistill.apis import init_model, load_config
+        from mmdistill.models.adapters.export import export_teacher_folder
+        tmp = folder + '.tmp'
+        if osp.isdir(tmp):
+            import shutil
+            shutil.rmtree(tmp)
+        export_teacher_folder(init_model(load_config(config), checkpoint),
+                              tmp)
+        os.replace(tmp, folder)
+    return folder
+
+
+def load_teacher(config, checkpoint):
+    """The trained CompactUNet teacher (its dumped config, else the
+    shipped one)."""
+    from mmdistill.apis import init_model, load_config
+    if not osp.isfile(config):
+        config = osp.join(ROOT, TEACHER_CFG)
+    return init_model(load_config(config), checkpoint)
+
+
+def load_ddpm_teacher(folder):
+    """The CFG teacher of a DDPM folder (the folder alone)."""
+    from mmengine.config import Config
+
+    from mmdistill.apis import init_model
+    return init_model(Config(dict(model=dict(
+        type='DiffusersCFGDiffusion', ema=None,
+        denoiser=dict(type='DiffusersUNet2D', pretrained=folder)))))
+
+
 @cli_main
 def main():
     args = parse_args()
@@ -84,7 +136,16 @@ def main():
     small = {'model.denoiser.base_channels': 8} if q else {}
     timings = {}
 
-    n_cfg, hook = stage2_settings(args.stage2_config)
+    real = args.teacher_type == 'ddpm'
+    teacher_cfg = DDPM_CFGS['teacher'] if real else TEACHER_CFG
+    stage1_cfg = DDPM_CFGS['stage1'] if real else STAGE1_CFG
+    stage2_cfg = DDPM_CFGS['stage2'] if real and \
+        args.stage2_config == STAGE2_CFG else args.stage2_config
+    if real and q:
+        small = {'model.denoiser.model_config.block_out_channels': (8, 16),
+                 'model.denoiser.model_config.norm_num_groups': 4,
+                 'model.denoiser.model_config.attention_head_dim': 4}
+    n_cfg, hook = stage2_settings(stage2_cfg)
     n_start = n_cfg if args.n_start is None else args.n_start
     if n_start < 1 or n_start & (n_start - 1):
         raise UserError(f'--n-start must be a power of two, got {n_start}')
@@ -92,42 +153,56 @@ def main():
 
     t_dir = osp.join(wd, 'teacher')
     t_ckpt = args.teacher_ckpt or osp.join(t_dir, f'iter_{t_iters}.pth')
-    if args.teacher_ckpt and not osp.isfile(t_ckpt):
+    exists = osp.isdir(t_ckpt) if real else osp.isfile(t_ckpt)
+    if args.teacher_ckpt and not exists:
         raise UserError(f'--teacher-ckpt {t_ckpt} does not exist; give an '
-                        'existing CFG teacher checkpoint or leave it out')
-    run_stage('teacher', TEACHER_CFG, t_dir, t_ckpt, {
-        'train_cfg.max_iters': t_iters,
-        'default_hooks.checkpoint.interval': t_iters,
-        'param_scheduler.0.end': min(100, t_iters // 10),
-        'param_scheduler.1.begin': min(100, t_iters // 10),
-        'param_scheduler.1.end': t_iters, **small}, timings=timings)
+                        'existing CFG teacher ' + (
+                            'folder (model_index.json, unet/, scheduler/)'
+                            if real else 'checkpoint') + ' or leave it out')
+    if not (real and args.teacher_ckpt):
+        run_stage('teacher', teacher_cfg, t_dir, t_ckpt, {
+            'train_cfg.max_iters': t_iters,
+            'default_hooks.checkpoint.interval': t_iters,
+            'param_scheduler.0.end': min(100, t_iters // 10),
+            'param_scheduler.1.begin': min(100, t_iters // 10),
+            'param_scheduler.1.end': t_iters, **small}, timings=timings)
+    if real:
+        folder = args.teacher_ckpt or export_ddpm_folder(
+            osp.join(t_dir, osp.basename(teacher_cfg)), t_ckpt,
+            osp.join(t_dir, 'ddpm-folder'))
+        teacher_opts = {'model.teacher.denoiser.pretrained': folder}
+        student_opts = {'model.student.pretrained': folder}
+    else:
+        teacher_opts = {'model.teacher_ckpt': t_ckpt, **(
+            {'model.teacher.denoiser.base_channels': 8} if q else {})}
+        student_opts = {'model.student.base_channels': 8} if q else {}
 
     s1_dir = osp.join(wd, 'stage1')
     s1_ckpt = osp.join(s1_dir, f'iter_{s1_iters}.pth')
-    run_stage('stage1', STAGE1_CFG, s1_dir, s1_ckpt, {
-        'model.teacher_ckpt': t_ckpt, 'train_cfg.max_iters': s1_iters,
+    run_stage('stage1', stage1_cfg, s1_dir, s1_ckpt, {
+        'train_cfg.max_iters': s1_iters,
         'default_hooks.checkpoint.interval': s1_iters,
-        'param_scheduler.0.end': s1_iters,
-        **({'model.teacher.denoiser.base_channels': 8} if q else {})},
+        'param_scheduler.0.end': s1_iters, **teacher_opts},
         timings=timings)
 
     s2_dir = osp.join(wd, 'progressive')
     s2_ckpt = osp.join(s2_dir, 'student_1step.pth')
-    run_stage('progressive', args.stage2_config, s2_dir, s2_ckpt, {
+    run_stage('progressive', stage2_cfg, s2_dir, s2_ckpt, {
         'model.teacher_ckpt': s1_ckpt, 'model.num_steps': n_start,
         'train_cfg.max_iters': n_stages * per_half,
         f'custom_hooks.{hook}.iters_per_stage': per_half,
         'param_scheduler.0.end': per_half,
         'default_hooks.checkpoint.interval': n_stages * per_half,
-        **({'model.student.base_channels': 8} if q else {})},
-        timings=timings)
+        **student_opts}, timings=timings)
 
     with open(osp.join(wd, 'timings.json'), 'w') as f:
         json.dump(timings, f, indent=1)
     if args.no_report:
         return
     from projects.digits.report import evaluate_and_report
-    evaluate_and_report(wd, t_ckpt, s2_dir, n_eval=n_eval,
+    teacher = load_ddpm_teacher(folder) if real else load_teacher(
+        osp.join(t_dir, osp.basename(teacher_cfg)), t_ckpt)
+    evaluate_and_report(wd, teacher, s2_dir, n_eval=n_eval,
                         ref_steps=ref_steps, quick=q, timings=timings)
     print(f'[demo] report: {osp.join(wd, "report.md")}')
 

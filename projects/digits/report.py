@@ -151,20 +151,12 @@ def measure_sweep(scorer, teacher, students, n, ref_steps, teacher_steps,
 
 
 @torch.no_grad()
-def evaluate_and_report(wd, teacher_ckpt, s2_dir, n_eval=1000, ref_steps=256,
+def evaluate_and_report(wd, teacher, s2_dir, n_eval=1000, ref_steps=256,
                         quick=False, timings=None):
-    """Measure teacher and students and write report.md, report.json,
-    samples.png and fid_vs_nfe.png into ``wd``."""
-    from mmengine.config import Config
-
-    from mmdistill.apis import init_model
+    """Measure ``teacher`` (a built CFG model) and the students of
+    ``s2_dir`` and write report.md, report.json, samples.png and
+    fid_vs_nfe.png into ``wd``."""
     from mmdistill.datasets import DigitsDataset
-    from mmdistill.evaluation.extractors import resolve_repo_path
-    dumped = osp.join(osp.dirname(teacher_ckpt), 'cfg_unet_digits.py')
-    tcfg = Config.fromfile(dumped if osp.isfile(dumped) else
-                           resolve_repo_path(
-                               'configs/teacher/cfg_unet_digits.py'))
-    teacher = init_model(tcfg, teacher_ckpt)
     students = load_students(s2_dir)
     scorer = DigitsScorer()
     test = DigitsDataset('test')
