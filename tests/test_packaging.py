@@ -71,8 +71,11 @@ def test_requirements_split_and_pins(setup_kwargs):
 
 def test_wheel_ships_the_indexed_checkpoints():
     names = _setup_module()['shipped_checkpoints']()
-    assert names == sorted('checkpoints/' + f for f in os.listdir(
-        os.path.join(ROOT, 'checkpoints')) if f.endswith('.pth'))
+    folder = os.path.join(ROOT, 'checkpoints')
+    assert names == sorted('checkpoints/' + f for f in os.listdir(folder)
+                           if f.endswith('.pth') or os.path.isfile(
+                               os.path.join(folder, f, 'model_index.json')))
+    assert 'checkpoints/ddpm-unet2d-digits' in names  # a diffusers folder
 
 
 def test_import_without_mmagic():

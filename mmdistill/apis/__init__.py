@@ -1,8 +1,7 @@
 from .cli import (add_common_args, add_launcher_args, check_finite_arg,
                   check_output_folder, cli_main, explain, load_config,
                   set_local_rank, slurm_env)
-from .inference import (as_config, init_model, load_for_sampling,
-                        load_student)
+from .inference import as_config, init_model, load_for_sampling, load_student
 from .inferencer import MMDistillInferencer
 
 __all__ = ['MMDistillInferencer', 'add_common_args', 'add_launcher_args',
