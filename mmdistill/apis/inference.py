@@ -81,6 +81,17 @@ def as_config(cfg, cfg_options=None):
     return cfg
 
 
+def without_teacher_files(cfg):
+    """A copy of a distiller config that loads no teacher weights
+    (``teacher_ckpt`` / ``uncond_teacher_ckpt`` set to None): sampling uses
+    only the student."""
+    cfg = copy.deepcopy(cfg)
+    for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
+        if key in cfg.model:
+            cfg.model[key] = None
+    return cfg
+
+
 def load_student(checkpoint, config=None, device='cpu'):
     """Build a distiller and load its student from ``checkpoint``.
 
@@ -116,11 +127,8 @@ def load_student(checkpoint, config=None, device='cpu'):
                 f'{len(found)} config files; pass the config it was trained '
                 'with')
         config = found[0]
-    cfg = load_config(config) if isinstance(config, str) else \
-        copy.deepcopy(config)
-    for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
-        if key in cfg.model:
-            cfg.model[key] = None
+    cfg = without_teacher_files(load_config(config) if isinstance(
+        config, str) else config)
     model = init_model(cfg)
     load_student_checkpoint(model, checkpoint)
     return model.to(torch.device(device)).eval()
@@ -143,9 +151,5 @@ def load_for_sampling(cfg, checkpoint=None, device='cpu'):
     if 'teacher_ckpt' not in cfg.model:
         return init_model(cfg, checkpoint, device)
     if checkpoint is None:
-        cfg = copy.deepcopy(cfg)
-        for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
-            if key in cfg.model:
-                cfg.model[key] = None
-        return init_model(cfg, None, device)
+        return init_model(without_teacher_files(cfg), None, device)
     return load_student(checkpoint, cfg, device)
