@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--teacher-iters', type=int, default=None)
     p.add_argument('--stage1-iters', type=int, default=None)
     p.add_argument('--iters-per-halving', type=int, default=None)
+    p.add_argument('--stage1-config', default=None,
+                   help='the stage-1 (guided distillation) config (default: '
+                   'the one of --teacher-type)')
     p.add_argument('--stage2-config', default=STAGE2_CFG,
                    help='the stage-2 (progressive) config')
     p.add_argument('--n-start', type=int, default=None,
@@ -138,7 +141,8 @@ def main():
 
     real = args.teacher_type == 'ddpm'
     teacher_cfg = DDPM_CFGS['teacher'] if real else TEACHER_CFG
-    stage1_cfg = DDPM_CFGS['stage1'] if real else STAGE1_CFG
+    stage1_cfg = args.stage1_config or (
+        DDPM_CFGS['stage1'] if real else STAGE1_CFG)
     stage2_cfg = DDPM_CFGS['stage2'] if real and \
         args.stage2_config == STAGE2_CFG else args.stage2_config
     if real and q:

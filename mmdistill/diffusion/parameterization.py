@@ -173,3 +173,56 @@ def native_loss_weight(alpha: torch.Tensor, sigma: torch.Tensor,
         }[weighting]
     raise ValueError(f'unknown prediction_type {prediction_type!r}; use one '
                      f'of {PREDICTION_TYPES}')
+
+
+def readout_coefficients(alpha: torch.Tensor, sigma: torch.Tensor,
+                         prediction_type: str) -> tuple:
+    """(c_z, c_o) with x_hat = c_z z + c_o out for a network output ``out``
+    of ``prediction_type``:
+
+    - ``x``:   (0, 1)
+    - ``eps``: (1 / alpha, -sigma / alpha)
+    - ``v``:   (alpha, -sigma)
+    """
+    if prediction_type == 'x':
+        return torch.zeros_like(alpha), torch.ones_like(alpha)
+    if prediction_type == 'eps':
+        return 1 / _clamped(alpha), -sigma / _clamped(alpha)
+    if prediction_type == 'v':
+        return alpha, -sigma
+    raise ValueError(f'unknown prediction_type {prediction_type!r}; use one '
+                     f'of {PREDICTION_TYPES}')
+
+
+def blended_to_x(out: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor,
+                 sigma: torch.Tensor, source: str, target: str,
+                 s: float) -> torch.Tensor:
+    """x_hat of an output read half-way between two parameterisations.
+
+    x_hat = c_z(s) z + c_o(s) out, moving from ``source``'s readout
+    (s = 0, :func:`to_x` with ``source``) to ``target``'s (s = 1). Between
+    eps and v (coefficients of one sign) the path is geometric,
+
+        c(s) = sign(c) |c_source|^(1 - s) |c_target|^s,
+
+    eps -> v:  x_hat = alpha^(2s - 1) z - sigma alpha^(s - 1) out,
+
+    so the output that gives a fixed x_hat, (alpha^s z - alpha^(1-s) x) /
+    sigma, moves smoothly from eps to v even where 1/alpha is large; pairs
+    with x (c_z = 0, other sign of c_o) interpolate linearly,
+    c(s) = (1 - s) c_source + s c_target.
+    """
+    if s <= 0 or source == target:
+        return to_x(out, z, alpha, sigma, source)
+    if s >= 1:
+        return to_x(out, z, alpha, sigma, target)
+    alpha, sigma = bcast(alpha, z), bcast(sigma, z)
+    src = readout_coefficients(alpha, sigma, source)
+    dst = readout_coefficients(alpha, sigma, target)
+    if {source, target} == {'eps', 'v'}:
+        c_z, c_o = (torch.sign(a) * a.abs().clamp_min(1e-12).pow(1 - s)
+                    * b.abs().clamp_min(1e-12).pow(s)
+                    for a, b in zip(src, dst))
+    else:
+        c_z, c_o = ((1 - s) * a + s * b for a, b in zip(src, dst))
+    return c_z * z + c_o * out

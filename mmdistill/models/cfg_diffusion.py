@@ -59,8 +59,8 @@ class EMAMixin:
             if self.ema_enabled else None
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
-    def host_value(self, name: str) -> int:
-        """``int(buffer)`` of a scalar buffer without a host-device sync per
+    def host_value(self, name: str) -> Union[int, float]:
+        """``buffer.item()`` of a scalar buffer without a host-device sync per
         call: the value is re-read only when the tensor was replaced or
         modified in place since the last read (``Tensor._version``), e.g.
         by ``load_state_dict`` or a stage change."""
@@ -68,7 +68,7 @@ class EMAMixin:
         key = (id(buf), buf._version)
         cached = self.__dict__.get(f'_host_{name}')
         if cached is None or cached[0] != key:
-            cached = (key, int(buf))
+            cached = (key, buf.item())
             self.__dict__[f'_host_{name}'] = cached
         return cached[1]
 

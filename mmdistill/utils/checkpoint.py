@@ -280,6 +280,11 @@ def complete_student_state(own, state, path, what='checkpoint'):
     return state
 
 
+#: distiller buffers that describe the student (kept with its weights)
+STUDENT_BUFFERS = ('num_steps', 'student_prediction_code',
+                   'readout_progress')
+
+
 def load_student_checkpoint(model, ckpt):
     """Load a training checkpoint into the distiller ``model``: student
     weights, EMA and the progressive ``num_steps``; the teacher and frozen
@@ -295,7 +300,8 @@ def load_student_checkpoint(model, ckpt):
     state = load_state_dict(ckpt)
     own = model.state_dict()
     keep = {k: v for k, v in state.items()
-            if k.startswith(('net.', 'net_ema.')) or k == 'num_steps'}
+            if k.startswith(('net.', 'net_ema.'))
+            or (k in STUDENT_BUFFERS and k in own)}
     if not any(k.startswith('net.') for k in keep):
         raise UserError(f'checkpoint {ckpt} holds no student weights '
                         "('net.*'); pass a stage-1 or stage-2 checkpoint")

@@ -143,6 +143,14 @@ class BaseCFGDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         return to_x(net(z, t, y, w), z, *self.schedule.alpha_sigma(t),
                     self.prediction_type)
 
+    def student_output(self, out: Tensor, z: Tensor, alpha: Tensor,
+                       sigma: Tensor) -> Tensor:
+        """The student network's output ``out`` in the student's
+        parameterisation ``prediction_type`` (the loss is taken there); as
+        it is, unless the student's readout is being changed (stage 1 with
+        ``student_prediction_type``)."""
+        return out
+
     def guided_x_fn(self, labels: Tensor, w: Tensor,
                     sample_model: str = 'ema') -> XFn:
         """x_fn(z, t) = x_S(z, t, y, w): one evaluation per step."""
@@ -181,7 +189,7 @@ class BaseCFGDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         with self._record('teacher') as t_feats:
             target_x = self.teacher_target(z, t, y, w)
         with self._record('student') as s_feats:
-            out = self.net(z, t, y, w)
+            out = self.student_output(self.net(z, t, y, w), z, alpha, sigma)
         target = from_x(target_x, z, alpha, sigma, self.prediction_type)
         losses = dict(loss=self.loss_fn(out, target, alpha, sigma,
                                         self.prediction_type))

@@ -6,7 +6,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from mmdistill.diffusion import PREDICTION_TYPES, cfg_combine
+from mmdistill.diffusion import (PREDICTION_TYPES, blended_to_x, cfg_combine,
+                                 from_x)
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 from .base import BaseCFGDistiller, XFn
@@ -28,8 +29,20 @@ class GuidanceDistiller(BaseCFGDistiller):
         z_t = alpha_t x + sigma_t eps,
 
     with the teacher's two branches evaluated in one batched call and the
-    loss taken in the teacher's parameterisation (target converted with
+    loss taken in the student's parameterisation (target converted with
     ``from_x``) under the weighting of ``loss`` (``snr_trunc`` by default).
+
+    **Student parameterisation.** By default the student predicts what the
+    teacher predicts. ``student_prediction_type`` ('eps' | 'x' | 'v') gives
+    it another one (a v student of an eps teacher, Salimans & Ho section 4)
+    while it still starts as the conditional teacher: its x_hat is read from
+    the network output ``out`` by :func:`~mmdistill.diffusion.blended_to_x`
+    with s = min(1, updates / ``reparam_iters``), the teacher's readout at
+    s = 0 (the fresh student equals the teacher exactly) and the student's
+    at s = 1 (from then on the network outputs v). The progress s is the
+    buffer ``readout_progress`` and the student's type the buffer
+    ``student_prediction_code`` (both saved with the weights; stage 2 checks
+    them). The student EMA starts averaging at s = 1.
 
     Args:
         teacher (dict): the teacher's model config (``CFGDiffusion``).
@@ -45,6 +58,12 @@ class GuidanceDistiller(BaseCFGDistiller):
         feature_matching (dict | None): ``dict(pairs=[dict(student=...,
             teacher=..., weight=...)])``; teacher features of the batched
             cond + uncond call are combined as (1 + w) f_c - w f_u.
+        student_prediction_type (str | None): the student's
+            parameterisation; None: the teacher's.
+        reparam_iters (int): updates over which the student's readout moves
+            from the teacher's parameterisation to
+            ``student_prediction_type`` (0: at once; the fresh student then
+            does not equal the teacher).
         ema (dict | None): student EMA (``dict(decay=0.999)``) or None.
         default_sample (dict): defaults of :meth:`sample`.
         t_min (float): t ~ U[t_min, 1] (avoids t = 0 exactly).
@@ -60,6 +79,8 @@ class GuidanceDistiller(BaseCFGDistiller):
                                    weighting='snr_trunc'),
                  p_drop: float = 0.0, p_replace: float = 0.0,
                  feature_matching: Optional[dict] = None,
+                 student_prediction_type: Optional[str] = None,
+                 reparam_iters: int = 500,
                  ema: Optional[dict] = dict(decay=0.999),
                  default_sample: dict = dict(steps=16, guidance=2.0,
                                              sampler='ddim'),
@@ -78,11 +99,84 @@ class GuidanceDistiller(BaseCFGDistiller):
         self.net = copy.deepcopy(base).requires_grad_(True)
         self.net.enable_guidance_embedding()
         self.net.train()
-        self.schedule, self.prediction_type = t.schedule, t.prediction_type
+        self.schedule = t.schedule
+        self.teacher_prediction_type = t.prediction_type
+        self.prediction_type = check_student_prediction_type(
+            student_prediction_type, t.prediction_type)
+        self.reparam_iters = check_reparam_iters(reparam_iters)
+        self.register_buffer('student_prediction_code', torch.tensor(
+            PREDICTION_TYPES.index(self.prediction_type)))
+        self.register_buffer('readout_progress', torch.tensor(
+            0.0 if self.reparameterised and self.reparam_iters else 1.0))
+        if self.reparameterised and ema is not None:
+            ema = dict(ema, start_iter=max(int(ema.get('start_iter', 0)),
+                                           self.reparam_iters))
         self.num_classes, self.image_shape = t.num_classes, t.image_shape
         self.t_min = t_min
         self._init_distillation(loss, p_drop, p_replace, ema,
                                 feature_matching, default_sample)
+
+    # -- the student's parameterisation -------------------------------------
+    @property
+    def reparameterised(self) -> bool:
+        """Whether the student predicts another quantity than the
+        teacher."""
+        return self.prediction_type != self.teacher_prediction_type
+
+    def readout_s(self) -> float:
+        """s in [0, 1]: 0 reads the student's output as the teacher's
+        parameterisation, 1 as its own."""
+        return float(self.host_value('readout_progress'))
+
+    def x_hat(self, net: nn.Module, z: Tensor, t: Tensor, y: Tensor,
+              w: Tensor) -> Tensor:
+        """x_hat of a student network (:func:`blended_to_x` at the
+        current s)."""
+        if not self.reparameterised:
+            return super().x_hat(net, z, t, y, w)
+        return blended_to_x(net(z, t, y, w), z,
+                            *self.schedule.alpha_sigma(t),
+                            self.teacher_prediction_type,
+                            self.prediction_type, self.readout_s())
+
+    def student_output(self, out: Tensor, z: Tensor, alpha: Tensor,
+                       sigma: Tensor) -> Tensor:
+        """The output in the student's parameterisation (converted
+        through x_hat while s < 1)."""
+        s = self.readout_s()
+        if not self.reparameterised or s >= 1:
+            return out
+        x = blended_to_x(out, z, alpha, sigma, self.teacher_prediction_type,
+                         self.prediction_type, s)
+        return from_x(x, z, alpha, sigma, self.prediction_type)
+
+    def after_train_update(self) -> None:
+        """The EMA update, then s <- min(1, updates / reparam_iters)."""
+        super().after_train_update()
+        if self.reparameterised and self.readout_s() < 1:
+            self.readout_progress.fill_(min(
+                1.0, self.host_value('num_updates') / self.reparam_iters))
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True,
+                        assign: bool = False):
+        """As ``nn.Module.load_state_dict``; a checkpoint written before
+        the student's parameterisation was recorded is the teacher's
+        parameterisation, fully read out."""
+        state = dict(state_dict)
+        if any(k.startswith('net.') for k in state):
+            state.setdefault('student_prediction_code', torch.tensor(
+                PREDICTION_TYPES.index(self.teacher_prediction_type)))
+            state.setdefault('readout_progress', torch.tensor(1.0))
+        code = int(state.get('student_prediction_code',
+                             self.student_prediction_code))
+        if code != int(self.student_prediction_code):
+            raise UserError(
+                f'the checkpoint holds a {PREDICTION_TYPES[code]!r} student '
+                f'but this model has student_prediction_type='
+                f'{self.prediction_type!r}; set model.student_prediction_type'
+                f'={PREDICTION_TYPES[code]!r} (the config it was trained '
+                'with)')
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def condition_provider(self) -> ConditionProvider:
         """The teacher's (class labels; a text teacher: prompts)."""
@@ -102,3 +196,23 @@ class GuidanceDistiller(BaseCFGDistiller):
     def feature_combine(self, w: Tensor) -> XFn:
         """Teacher features f of the batched call: (1 + w) f_c - w f_u."""
         return lambda c, u: cfg_combine(c, u, w.to(c.dtype))
+
+
+def check_student_prediction_type(student: Optional[str],
+                                  teacher: str) -> str:
+    """The student's parameterisation (None: the teacher's); one-line
+    error for an unknown name."""
+    if student is None:
+        return teacher
+    if student not in PREDICTION_TYPES:
+        raise UserError(f'unknown student_prediction_type {student!r}; use '
+                        f"one of {PREDICTION_TYPES} (or None for the "
+                        f"teacher's, {teacher!r})")
+    return student
+
+
+def check_reparam_iters(n) -> int:
+    """A non-negative integer number of updates."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise UserError(f'reparam_iters must be an integer >= 0, got {n!r}')
+    return n

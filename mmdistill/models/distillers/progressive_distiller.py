@@ -29,6 +29,30 @@ def check_power_of_two_ratio(n_start: int, n_end: int) -> None:
                         f'{n_end * 2 ** max(ratio.bit_length() - 1, 0)}')
 
 
+def check_stage1_parameterisation(state: dict, prediction_type: str,
+                                  path: str) -> None:
+    """One-line error unless the stage-1 checkpoint's student (its
+    ``student_prediction_code`` / ``readout_progress`` buffers, when
+    recorded) predicts ``prediction_type`` and has finished changing its
+    readout."""
+    code = state.get('student_prediction_code')
+    if code is None:
+        return
+    recorded = PREDICTION_TYPES[int(code)]
+    if recorded != prediction_type:
+        raise UserError(
+            f'prediction_type={prediction_type!r} contradicts the stage-1 '
+            f'checkpoint {path}, whose student predicts {recorded!r}; set '
+            f'model.prediction_type={recorded!r}')
+    progress = float(state.get('readout_progress', 1.0))
+    if progress < 1:
+        raise UserError(
+            f'the stage-1 student of {path} is still changing its '
+            f'parameterisation (readout at s = {progress:.2f} of 1); train '
+            'stage 1 for at least reparam_iters updates and use its last '
+            'checkpoint')
+
+
 @MODELS.register_module()
 class ProgressiveDistiller(BaseCFGDistiller):
     """One student step t -> t'' = t - 1/N learns two teacher DDIM steps
@@ -96,7 +120,9 @@ class ProgressiveDistiller(BaseCFGDistiller):
         if hasattr(self.net, 'enable_guidance_embedding'):
             self.net.enable_guidance_embedding()
         if teacher_ckpt is not None:
-            load_net_weights(self.net, teacher_ckpt, 'teacher (stage 1)')
+            load_net_weights(self.net, teacher_ckpt, 'teacher (stage 1)',
+                             check=lambda state: check_stage1_parameterisation(
+                                 state, prediction_type, teacher_ckpt))
         self.teacher = freeze(nn.ModuleDict(dict(
             net=copy.deepcopy(self.net))))
         self.schedule = build_schedule(schedule)

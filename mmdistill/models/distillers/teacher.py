@@ -16,7 +16,7 @@ Two kinds of CFG teacher are supported:
 """
 import copy
 import logging
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -31,17 +31,21 @@ WEIGHT_PREFIXES = ('net_ema.', 'net.')
 
 
 def load_net_weights(net: nn.Module, ckpt_path: str, what: str = 'teacher',
-                     prefixes: Sequence[str] = WEIGHT_PREFIXES) -> str:
+                     prefixes: Sequence[str] = WEIGHT_PREFIXES,
+                     check: Optional[Callable[[dict], None]] = None) -> str:
     """Load the preferred sub-network of a checkpoint into ``net``.
 
     Takes the first of ``prefixes`` present (EMA first); a bare network
     state dict (no prefix) is accepted too. One-line ``UserError`` when the
-    file is missing/unsafe or does not match ``net``.
+    file is missing/unsafe or does not match ``net``. ``check`` is called
+    with the whole state dict first (e.g. to compare recorded settings).
 
     Returns:
         str: the prefix used ('' for a bare state dict).
     """
     state = load_state_dict(ckpt_path)
+    if check is not None:
+        check(state)
     prefix, sub = sub_state_dict(state, list(prefixes))
     if not sub:
         prefix, sub = '', state
