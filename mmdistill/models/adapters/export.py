@@ -4,15 +4,19 @@ Layout::
 
     OUT_DIR/
       unet/ | transformer/      the student network (save_pretrained)
-      guidance_embedding.safetensors   UNet2DModel / DiT students: the
-                                w-embedding Linear(Fourier(w)) (the text UNet
-                                carries it natively: time_cond_proj_dim)
+      guidance_embedding/       UNet2DModel / DiT students: the w-embedding
+                                Linear(Fourier(w)) (the text UNet carries it
+                                natively: time_cond_proj_dim; CompactUNet
+                                inside unet/), with portable.py
       vae/  text_encoder/  tokenizer/   latent / text models
       scheduler/                the model's DDPM betas (a DDIMScheduler
                                 config with the prediction type)
       mmdistill_pipeline.json   steps, the w convention, prediction type,
                                 schedule, sample shape, ...
-      pipeline_mmdistill.py     stand-alone sampler (torch + diffusers)
+      pipeline_mmdistill.py     stand-alone sampler (torch + diffusers):
+                                DistilledPipeline, and MMDistillPipeline
+                                for diffusers' DiffusionPipeline
+      model_index.json          the MMDistillPipeline's components
 """
 import copy
 import json
@@ -23,9 +27,12 @@ import shutil
 import torch
 
 from mmdistill.utils import UserError, atomic_write
+from ..denoisers import portable as _portable
+from ..denoisers.portable import CompactUNet
 from . import pipeline as _pipeline
 from .networks import (PREDICTION_MAP_INV, DiffusersDiT, DiffusersTextUNet,
                        DiffusersUNet2D)
+from .pipeline import MMDistillPipeline
 
 SUBFOLDERS = {DiffusersUNet2D: 'unet', DiffusersDiT: 'transformer',
               DiffusersTextUNet: 'unet'}
@@ -34,16 +41,21 @@ SUBFOLDERS = {DiffusersUNet2D: 'unet', DiffusersDiT: 'transformer',
 def export_student(model, out_dir, num_steps=None, guidance=None,
                    sample_model='ema'):
     """Write ``model``'s student (a GuidanceDistiller / ProgressiveDistiller
-    / DiffusersCFGDiffusion whose net is a diffusers adapter) to
-    ``out_dir``; returns the pipeline config dict."""
+    / DiffusersCFGDiffusion whose net is a diffusers adapter or mmdistill's
+    CompactUNet) to ``out_dir`` as a diffusers pipeline folder
+    (``model_index.json``, :class:`MMDistillPipeline`); returns the
+    pipeline config dict."""
     net = model.pick_net(sample_model) if hasattr(model, 'pick_net') else \
         model.net
+    if isinstance(net, CompactUNet):
+        return _export_compact(model, net, out_dir, num_steps, guidance)
     sub = SUBFOLDERS.get(type(net))
     if sub is None:
         raise UserError(f'cannot export a {type(net).__name__} student to '
                         'diffusers format: export supports students of the '
                         'diffusers adapters (DiffusersUNet2D, DiffusersDiT, '
-                        'DiffusersTextUNet)')
+                        'DiffusersTextUNet) and of CompactUNet')
+    pred = student_prediction_type(model, net)
     os.makedirs(out_dir, exist_ok=True)
     net.model.save_pretrained(osp.join(out_dir, sub))
     cfg = dict(
@@ -57,8 +69,9 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
         guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
         'diffusers guidance_scale = 1 + w; w is a network input, one '
         'evaluation per step',
-        prediction_type=net.prediction_type,
-        scheduler=dict(net.scheduler_config),
+        prediction_type=pred,
+        scheduler=dict(net.scheduler_config, prediction_type=
+                       PREDICTION_MAP_INV[pred]),
         time_convention='t_i = i / N (i = N..1), timestep = t * K - 1, '
         'log-SNR interpolated linearly between t_k = k / K',
         sampler='ddim',
@@ -70,13 +83,12 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
         cfg['null_class'] = cfg['num_classes']
     ge = getattr(net, 'guidance_emb', None)
     if ge is not None:
-        from safetensors.torch import save_file
-        save_file({k: v.detach().cpu().contiguous() for k, v in
-                   ge.proj.state_dict().items()},
-                  osp.join(out_dir, 'guidance_embedding.safetensors'))
+        _save_portable(copy.deepcopy(ge).cpu().float(),
+                       osp.join(out_dir, 'guidance_embedding'))
         cfg['guidance_embedding'] = dict(
-            type='hooked_fourier_linear', file='guidance_embedding.'
-            'safetensors', feat_dim=ge.feat_dim,
+            type='hooked_fourier_linear',
+            file='guidance_embedding/diffusion_pytorch_model.safetensors',
+            feat_dim=ge.feat_dim,
             emb_dim=ge.proj.out_features, scale=ge.scale,
             added_to='time_embedding' if sub == 'unet' else
             'transformer_blocks[*].norm1.emb')
@@ -105,15 +117,96 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
         beta_end=float(sc.get('beta_end', 0.02)),
         beta_schedule=sc.get('beta_schedule', 'linear'),
         trained_betas=sc.get('trained_betas'),
-        prediction_type=PREDICTION_MAP_INV[net.prediction_type],
+        prediction_type=PREDICTION_MAP_INV[pred],
         clip_sample=False, set_alpha_to_one=True,
         timestep_spacing='trailing').save_pretrained(
             osp.join(out_dir, 'scheduler'))
+    components = dict(
+        scheduler=['diffusers', 'DDIMScheduler'],
+        guidance_embedding=['portable', 'GuidanceEmbedding']
+        if ge is not None else None,
+        vae=['diffusers', 'AutoencoderKL'] if cfg['latent'] else None,
+        text_encoder=['transformers', 'CLIPTextModel']
+        if cfg['condition'] == 'text' else None,
+        tokenizer=['transformers', 'CLIPTokenizer']
+        if cfg['condition'] == 'text' else None)
+    components[sub] = ['diffusers', cfg['network_class']]
+    _write_pipeline_files(out_dir, cfg, components)
+    return cfg
+
+
+def _save_portable(module, folder):
+    """``save_pretrained`` of a :mod:`~mmdistill.models.denoisers.portable`
+    model plus the module file diffusers loads it from."""
+    module.save_pretrained(folder)
+    shutil.copyfile(_portable.__file__, osp.join(folder, 'portable.py'))
+
+
+def _write_pipeline_files(out_dir, cfg, components):
+    """``mmdistill_pipeline.json``, ``pipeline_mmdistill.py`` and
+    ``model_index.json`` (the :class:`MMDistillPipeline` with
+    ``components``: name -> [library, class] or None)."""
+    import diffusers
     atomic_write(osp.join(out_dir, _pipeline.CONFIG_NAME),
                  lambda f: f.write(json.dumps(cfg, indent=2)), mode='w')
     shutil.copyfile(_pipeline.__file__,
                     osp.join(out_dir, 'pipeline_mmdistill.py'))
+    index = {'_class_name': ['pipeline_mmdistill', 'MMDistillPipeline'],
+             '_diffusers_version': diffusers.__version__}
+    for name in MMDistillPipeline._optional_components:
+        index[name] = components.get(name) or [None, None]
+    index['mmdistill'] = cfg
+    atomic_write(osp.join(out_dir, 'model_index.json'),
+                 lambda f: f.write(json.dumps(index, indent=2)), mode='w')
+
+
+def _export_compact(model, net, out_dir, num_steps, guidance):
+    """A CompactUNet student (continuous cosine schedule): ``unet/`` is the
+    network itself (a diffusers ModelMixin) with ``portable.py``."""
+    from mmdistill.diffusion import CosineSchedule
+    if not isinstance(model.schedule, CosineSchedule):
+        raise UserError(f'export of a CompactUNet student supports the '
+                        f'cosine schedule; this model uses {model.schedule}')
+    pred = student_prediction_type(model, net)
+    os.makedirs(out_dir, exist_ok=True)
+    _save_portable(copy.deepcopy(net).cpu().float(),
+                   osp.join(out_dir, 'unet'))
+    cfg = dict(
+        format_version=1, network_class='CompactUNet',
+        network_subfolder='unet',
+        num_inference_steps=int(num_steps or model.default_sample.get(
+            'steps', 1)),
+        guidance_default=float(model.default_sample.get('guidance', 0.0)
+                               if guidance is None else guidance),
+        guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
+        'diffusers guidance_scale = 1 + w; w is a network input, one '
+        'evaluation per step',
+        prediction_type=pred, schedule=dict(type='cosine'),
+        time_convention='continuous t in [0, 1], alpha_t = cos(pi t / 2), '
+        'sigma_t = sin(pi t / 2); t_i = i / N (i = N..1)',
+        sampler='ddim', sample_shape=list(model.image_shape),
+        num_classes=int(net.num_classes), condition='class',
+        null_class=int(net.num_classes), latent=False)
+    _write_pipeline_files(out_dir, cfg,
+                          dict(unet=['portable', 'CompactUNet']))
     return cfg
+
+
+def student_prediction_type(model, net):
+    """What the student network outputs: the distiller's
+    ``prediction_type`` (a stage-1 student of another parameterisation than
+    its teacher must have finished changing its readout), else the
+    network's.
+
+    Raises:
+        UserError: a stage-1 student half-way through the change.
+    """
+    if hasattr(model, 'readout_s') and model.readout_s() < 1:
+        raise UserError(
+            f'this stage-1 student is still changing its parameterisation '
+            f'to {model.prediction_type!r} (s = {model.readout_s():.2f} of '
+            '1); export a checkpoint written after reparam_iters updates')
+    return getattr(model, 'prediction_type', None) or net.prediction_type
 
 
 def export_teacher_folder(model, out_dir, sample_model='ema'):

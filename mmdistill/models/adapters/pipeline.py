@@ -46,6 +46,27 @@ def _betas(cfg):
     return torch.linspace(b0, b1, k, dtype=torch.float64)
 
 
+class _CosineSchedule:
+    """alpha_t = cos(pi t / 2), sigma_t = sin(pi t / 2) (alpha_1 = 0)."""
+
+    def alpha_sigma(self, t):
+        alpha = torch.where(t >= 1, torch.zeros_like(t),
+                            torch.cos(math.pi / 2 * t))
+        return alpha.clamp_min(0.0), torch.sin(math.pi / 2 * t).clamp_min(0.0)
+
+    def timestep(self, t):
+        return t
+
+
+def _schedule(config):
+    """The exported model's schedule: ``schedule.type == 'cosine'``
+    (mmdistill's own networks) or the discrete DDPM betas of
+    ``scheduler``."""
+    if config.get('schedule', {}).get('type') == 'cosine':
+        return _CosineSchedule()
+    return _Schedule(config['scheduler'])
+
+
 class _Schedule:
     """alpha_t, sigma_t of the discrete schedule in continuous time."""
 
@@ -109,6 +130,18 @@ def _ddim(z, x_hat, a_t, s_t, a_s, s_s):
     return a_s * x_hat + s_s * eps
 
 
+def _portable_class(folder, subfolder, name):
+    """A class of the ``portable.py`` shipped in ``folder/subfolder``
+    (mmdistill's own networks)."""
+    import importlib.util
+    path = osp.join(folder, subfolder, 'portable.py')
+    spec = importlib.util.spec_from_file_location(
+        f'mmdistill_portable_{abs(hash(path))}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
+
+
 class DistilledPipeline:
     """An exported mmdistill student: plain diffusers networks plus the
     settings in ``mmdistill_pipeline.json``.
@@ -126,7 +159,7 @@ class DistilledPipeline:
         self.network, self.guidance_proj = network.eval(), guidance_proj
         self.vae, self.text_encoder = vae, text_encoder
         self.tokenizer = tokenizer
-        self.schedule = _Schedule(config['scheduler'])
+        self.schedule = _schedule(config)
         self._w_emb = None
         if guidance_proj is not None:
             for m in self._embed_modules():
@@ -137,8 +170,10 @@ class DistilledPipeline:
         import diffusers
         with open(osp.join(folder, CONFIG_NAME)) as f:
             config = json.load(f)
-        net_cls = getattr(diffusers, config['network_class'])
         kw = dict(torch_dtype=torch_dtype) if torch_dtype else {}
+        net_cls = getattr(diffusers, config['network_class'], None) or \
+            _portable_class(folder, config['network_subfolder'],
+                            config['network_class'])
         network = net_cls.from_pretrained(
             osp.join(folder, config['network_subfolder']), **kw).to(device)
         proj = None
@@ -146,6 +181,8 @@ class DistilledPipeline:
         if ge and ge['type'] == 'hooked_fourier_linear':
             from safetensors.torch import load_file
             state = load_file(osp.join(folder, ge['file']))
+            state = {k[len('proj.'):] if k.startswith('proj.') else k: v
+                     for k, v in state.items()}
             proj = torch.nn.Linear(ge['feat_dim'], ge['emb_dim'])
             proj.load_state_dict(state)
             proj = proj.to(device)
@@ -183,6 +220,10 @@ class DistilledPipeline:
             self._w_emb = self.guidance_proj(_fourier(
                 w, self.guidance_proj.in_features,
                 cfg['guidance_embedding'].get('scale', 1000.0)))
+        if cfg['network_class'] == 'CompactUNet':
+            # mmdistill's own network: continuous t, w as an input
+            return net(z.to(dtype), t.to(dtype), cond, w.to(dtype)).to(
+                z.dtype)
         if cfg['network_class'] == 'UNet2DConditionModel':
             tc = None
             if net.config.time_cond_proj_dim is not None:
@@ -247,3 +288,88 @@ class DistilledPipeline:
         x = self.vae.decode((z / vcfg.scaling_factor + shift).to(
             next(self.vae.parameters()).dtype)).sample
         return x.float().clamp(-1, 1)
+
+
+try:  # the diffusers front end (DiffusionPipeline.from_pretrained)
+    from diffusers import DiffusionPipeline
+    from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+except ImportError:  # pragma: no cover - diffusers is a dependency
+    DiffusionPipeline = object
+
+
+class MMDistillPipeline(DiffusionPipeline):
+    """An exported student as a diffusers pipeline::
+
+        from diffusers import DiffusionPipeline
+        pipe = DiffusionPipeline.from_pretrained(folder,
+                                                 trust_remote_code=True)
+        images = pipe(class_labels=[3, 7], num_inference_steps=4,
+                      guidance=2.0, output_type='pt').images
+
+    (``trust_remote_code``: the class is this file, shipped in the folder,
+    as is ``portable.py`` for mmdistill's own networks and the guidance
+    embedding.) Components: ``unet`` or ``transformer`` (the student),
+    ``guidance_embedding`` (w -> time-embedding offset of diffusers
+    networks; mmdistill's CompactUNet carries its own), ``scheduler`` (the
+    DDPM betas with the prediction type, a DDIMScheduler; None for the
+    continuous cosine schedule), ``vae`` / ``text_encoder`` / ``tokenizer``
+    (latent and text models). ``mmdistill`` holds the settings of
+    ``mmdistill_pipeline.json``. Sampling is :class:`DistilledPipeline`'s
+    N-step DDIM on t_i = i / N with one network evaluation per step.
+    """
+
+    _optional_components = ['scheduler', 'unet', 'transformer',
+                            'guidance_embedding', 'vae', 'text_encoder',
+                            'tokenizer']
+
+    def __init__(self, scheduler=None, unet=None, transformer=None,
+                 guidance_embedding=None, vae=None, text_encoder=None,
+                 tokenizer=None, mmdistill=None):
+        super().__init__()
+        self.register_modules(scheduler=scheduler, unet=unet,
+                              transformer=transformer,
+                              guidance_embedding=guidance_embedding,
+                              vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer)
+        self.register_to_config(mmdistill=mmdistill)
+        self._sampler = None
+
+    def _get_sampler(self):
+        if self._sampler is None:
+            ge = self.guidance_embedding
+            self._sampler = DistilledPipeline(
+                dict(self.config.mmdistill),
+                self.unet if self.unet is not None else self.transformer,
+                ge.proj if ge is not None else None, self.vae,
+                self.text_encoder, self.tokenizer)
+        return self._sampler
+
+    @torch.no_grad()
+    def __call__(self, class_labels=None, prompt=None,
+                 num_inference_steps=None, guidance=None, noise=None,
+                 generator=None, output_type='pil', return_dict=True):
+        """Sample one image per class label (or prompt).
+
+        Args:
+            class_labels: class indices (class models).
+            prompt: prompts or prompt embeddings (text models).
+            num_inference_steps (int): N (default: the distilled N).
+            guidance (float): w (Meng); diffusers' guidance_scale = 1 + w.
+            noise (Tensor): the initial z_1, else drawn with ``generator``.
+            output_type (str): 'pil', 'np' or 'pt' (images in [0, 1]).
+        """
+        cond = prompt if class_labels is None else class_labels
+        x = self._get_sampler()(cond, num_inference_steps, guidance, noise,
+                                generator)
+        images = (x + 1) / 2
+        if output_type == 'pt':
+            pass
+        elif output_type in ('np', 'pil'):
+            images = images.permute(0, 2, 3, 1).cpu().float().numpy()
+            if output_type == 'pil':
+                images = self.numpy_to_pil(images)
+        else:
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got "
+                             f'{output_type!r}')
+        return ImagePipelineOutput(images=images) if return_dict else (
+            images, )
