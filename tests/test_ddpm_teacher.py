@@ -178,3 +178,39 @@ def test_distill_the_shipped_ddpm_folder(tmp_path):
         'configs/progressive/progressive_ddpm_digits_32to1.py',
         tmp_path / 's2b', 'train_cfg.max_iters=1')
     assert_one_line_error(code, err, 'guided_distill_ddpm_digits/iter_1500')
+
+
+@pytest.mark.parametrize('damage,match', [
+    ('rm unet/config.json', 'missing .*unet/config.json'),
+    ('rm scheduler/scheduler_config.json',
+     'has no scheduler/scheduler_config.json.*denoiser.scheduler=dict'),
+    ('prediction_type velocity',
+     "unsupported prediction_type 'velocity' in .*scheduler_config.json"),
+    ('beta_schedule sigmoid',
+     "unsupported beta_schedule 'sigmoid' in .*scheduler_config.json"),
+])
+def test_damaged_ddpm_folder_is_one_line(tmp_path, damage, match):
+    """A DDPM folder without its network or scheduler config, or with a
+    prediction type / beta schedule mmdistill does not know: a one-line
+    error naming the file (a missing scheduler is not replaced by a
+    default: the betas would be a guess)."""
+    import shutil
+
+    from mmdistill.utils import UserError
+    folder = tmp_path / 'ddpm'
+    shutil.copytree(os.path.join(ROOT, 'checkpoints', 'ddpm-unet2d-digits'),
+                    folder)
+    op, what = damage.split(' ', 1)
+    if op == 'rm':
+        os.remove(folder / what)
+    else:
+        path = folder / 'scheduler' / 'scheduler_config.json'
+        cfg = json.loads(path.read_text())
+        cfg[op] = what
+        path.write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=match) as e:
+        _teacher(pretrained=str(folder))
+    assert '\n' not in str(e.value)
+    if op == 'rm' and 'scheduler' in what:  # the documented way out
+        t = _teacher(pretrained=str(folder), scheduler=SCHED)
+        assert t.prediction_type == 'eps'

@@ -121,11 +121,19 @@ def build_from_config(cls, config):
                         f'{str(e).splitlines()[0][:200]}') from e
 
 
-def read_scheduler_config(path, family):
+def read_scheduler_config(path, family, override=None):
     """The scheduler settings of a diffusers folder: ``scheduler/
-    scheduler_config.json`` or ``scheduler_config.json`` if present, else the
-    family default (:data:`DEFAULT_SCHEDULERS`)."""
+    scheduler_config.json`` or ``scheduler_config.json``, updated by
+    ``override``; without a folder the family default
+    (:data:`DEFAULT_SCHEDULERS`) updated by ``override``.
+
+    Raises:
+        UserError: a folder without a scheduler config and no
+            ``override`` (its betas and prediction type are unknown), or a
+            corrupt one.
+    """
     cfg = dict(DEFAULT_SCHEDULERS[family])
+    found = not path
     if path:
         for cand in (osp.join(path, 'scheduler', 'scheduler_config.json'),
                      osp.join(path, 'scheduler_config.json'),
@@ -138,26 +146,36 @@ def read_scheduler_config(path, family):
                     except json.JSONDecodeError as e:
                         raise UserError(f'corrupt scheduler config {cand}: '
                                         f'{e}') from e
+                found = True
+                cfg['_source'] = cand
                 break
+    if not found and not override:
+        raise UserError(
+            f'{path} has no scheduler/scheduler_config.json (the training '
+            'betas and prediction type of the model); copy the scheduler/ '
+            'folder of the original model into it, or give them with '
+            "denoiser.scheduler=dict(beta_schedule=..., prediction_type=...)")
+    cfg.update(override or {})
     return cfg
 
 
 def schedule_from_config(cfg):
     """(DiscreteSchedule, prediction_type) from a diffusers scheduler config
     dict (keys num_train_timesteps, beta_schedule, beta_start, beta_end,
-    trained_betas, prediction_type)."""
+    trained_betas, prediction_type; ``_source``: the file, for errors)."""
+    where = cfg.get('_source', 'the scheduler config')
     pred = cfg.get('prediction_type', 'epsilon')
     if pred not in PREDICTION_MAP:
-        raise UserError(f'unsupported prediction_type {pred!r} in the '
-                        f'scheduler config; use one of {list(PREDICTION_MAP)}')
+        raise UserError(f'unsupported prediction_type {pred!r} in {where}; '
+                        f'use one of {list(PREDICTION_MAP)}')
     if cfg.get('trained_betas') is not None:
         schedule = DiscreteSchedule(betas=cfg['trained_betas'])
     else:
         kind = cfg.get('beta_schedule', 'linear')
         if kind not in ('linear', 'scaled_linear'):
-            raise UserError(f'unsupported beta_schedule {kind!r} in the '
-                            "scheduler config; use 'linear' or "
-                            "'scaled_linear' (or trained_betas)")
+            raise UserError(f'unsupported beta_schedule {kind!r} in '
+                            f"{where}; use 'linear' or 'scaled_linear' (or "
+                            'trained_betas)')
         schedule = DiscreteSchedule(
             beta_schedule=kind,
             num_train_timesteps=int(cfg.get('num_train_timesteps', 1000)),
@@ -231,10 +249,10 @@ class _DiffusersDenoiser(nn.Module):
                 subfolder or self.subfolder_default,
                 f'{self.model_cls_name} ({self.family} teacher)', torch_dtype)
         self.model = model
-        sched = read_scheduler_config(pretrained, self.family)
-        sched.update(scheduler or {})
-        self.scheduler_config = sched
+        sched = read_scheduler_config(pretrained, self.family, scheduler)
         self.schedule, self.prediction_type = schedule_from_config(sched)
+        sched.pop('_source', None)
+        self.scheduler_config = sched
         self._setup()
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
@@ -289,7 +307,8 @@ class _HookedGuidanceMixin:
         if self.guidance_emb is None:
             p = next(self.model.parameters())
             self.guidance_emb = GuidanceEmbedding(
-                feat_dim, self.embed_dim).to(p.device, torch.float32)
+                feat_dim, self.embed_dim).to(p.new_empty((),
+                                                         dtype=torch.float32))
             self._register_hooks()
         return self
 
