@@ -70,6 +70,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--sections', default=','.join(SECTIONS),
                    help=f'comma-separated subset of {SECTIONS}')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--teacher-family', choices=('compact', 'ddpm'),
+                   default='compact',
+                   help="train section: 'compact' (the CompactUNet digits "
+                   "teacher) or 'ddpm' (the diffusers UNet2DModel folder "
+                   'checkpoints/ddpm-unet2d-digits)')
     p.add_argument('--bf16', action='store_true',
                    help='bf16 autocast (CUDA only)')
     p.add_argument('--threads', type=int, default=None,

@@ -25,8 +25,8 @@ import torch
 
 from .common import (Log, autocast, ideal_stage1, ideal_stage2, interleaved,
                      markdown_table, ratio, timed)
-from .models import (build_peer, build_stage1, build_stage2, build_teacher,
-                     make_batch, optim_wrapper_for)
+from .models import (DDPM_FOLDER, build_peer, build_stage1, build_stage2,
+                     build_teacher, is_ddpm, make_batch, optim_wrapper_for)
 
 TITLE = 'Distillation iteration vs the ideal, and the plain peer'
 
@@ -49,7 +49,9 @@ def run(args: argparse.Namespace, log: Log) -> Tuple[str, Dict[str, Any]]:
     s1, s2 = build_stage1(args).train(), build_stage2(args).train()
     teacher = build_teacher(args).train()
     ow1, ow2, owt = (optim_wrapper_for(m) for m in (s1, s2, teacher))
-    peer = build_peer(args, s1)
+    ddpm = is_ddpm(args)
+    # the plain peer is written for the cosine / v CompactUNet family
+    peer = None if ddpm else build_peer(args, s1)
     x, y = data['inputs'], data['data_samples']
 
     # the ideal's parts, on the stage-1 student / teacher networks
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace, log: Log) -> Tuple[str, Dict[str, Any]]:
         stage1=timed(lambda: s1.train_step(data, ow1), dev),
         stage2=timed(lambda: s2.train_step(data, ow2), dev),
         teacher_train=timed(lambda: teacher.train_step(data, owt), dev),
-        peer=timed(lambda: peer.step(x, y), dev),
     )
+    if peer is not None:
+        fns['peer'] = timed(lambda: peer.step(x, y), dev)
     with autocast(args):
         med, _ = interleaved(fns, args.repeats, 2,
                              min_round_s=args.min_round_s)
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace, log: Log) -> Tuple[str, Dict[str, Any]]:
     res = dict(batch=b, times_ms={k: v * 1000 for k, v in med.items()},
                stage1_vs_ideal=ratio(med['stage1'], i1),
                stage2_vs_ideal=ratio(med['stage2'], i2),
-               stage1_vs_peer=ratio(med['stage1'], med['peer']),
+               stage1_vs_peer=ratio(med['stage1'], med['peer'])
+               if peer is not None else None,
+               teacher_family='ddpm' if ddpm else 'compact',
                ideal1_ms=i1 * 1000, ideal2_ms=i2 * 1000)
     rows = [
         ['stage 1 (GuidanceDistiller.train_step)', med['stage1'] * 1000,
@@ -118,6 +123,13 @@ def run(args: argparse.Namespace, log: Log) -> Tuple[str, Dict[str, Any]]:
              f'{med["teacher_train"] * 1000:.2f}. The measured steps '
              'include noise sampling, data preprocessing, the loss and the '
              'student EMA update (stage 1), which the ideal leaves out.')
+    if ddpm:
+        body = ('Teacher: the diffusers UNet2DModel DDPM folder '
+                f'{DDPM_FOLDER} through DiffusersUNet2D (eps, linear '
+                'betas; eps-MSE loss), student and stage-2 teacher the '
+                'same network with the guidance embedding.\n\n' + body)
+        log(body)
+        return body, res
     body += '\n\nPeer (plain PyTorch stage 1, same batch):\n\n' + \
         markdown_table(['loop', 'ms / iteration', 'ratio to peer'], [
             ['mmdistill stage 1 (with EMA)', med['stage1'] * 1000,

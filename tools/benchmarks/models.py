@@ -10,7 +10,10 @@
 
 Weights are random (perturbed so the outputs are not constant; speed does
 not depend on them) unless ``--teacher-ckpt`` / ``--student-ckpt`` are
-given.
+given. ``--teacher-family ddpm`` measures the real-format teacher instead:
+the trained diffusers UNet2DModel folder ``checkpoints/ddpm-unet2d-digits``
+(eps, linear DDPM betas) through ``DiffusersUNet2D``, the adapter every
+user of a pretrained diffusers model runs.
 """
 import argparse
 import copy
@@ -52,6 +55,28 @@ def teacher_cfg(quick: bool) -> Dict[str, Any]:
                 default_sample=dict(steps=64, guidance=2.0, sampler='ddim'))
 
 
+#: the real-format teacher of ``--teacher-family ddpm``
+DDPM_FOLDER = 'checkpoints/ddpm-unet2d-digits'
+
+
+def is_ddpm(args: argparse.Namespace) -> bool:
+    """Whether the models are the diffusers UNet2DModel family."""
+    return getattr(args, 'teacher_family', 'compact') == 'ddpm'
+
+
+def ddpm_teacher_cfg() -> Dict[str, Any]:
+    """The real-format digits teacher: the trained DDPM folder
+    (diffusers UNet2DModel, eps, linear betas) through ``DiffusersUNet2D``.
+
+    Returns:
+        A ``DiffusersCFGDiffusion`` config.
+    """
+    return dict(type='DiffusersCFGDiffusion',
+                denoiser=dict(type='DiffusersUNet2D', pretrained=DDPM_FOLDER),
+                num_classes=10, image_shape=(1, 8, 8), p_uncond=0.1,
+                ema=dict(decay=0.999))
+
+
 def perturb(module: torch.nn.Module, std: float = 0.05,
             seed: int = 0) -> torch.nn.Module:
     """Adds Gaussian noise to every parameter, in place.
@@ -86,6 +111,8 @@ def build_teacher(args: argparse.Namespace) -> torch.nn.Module:
     """
     from mmdistill.models.distillers.teacher import load_net_weights
     from mmdistill.registry import MODELS
+    if is_ddpm(args):  # trained weights: the folder's
+        return MODELS.build(ddpm_teacher_cfg()).to(args.device)
     m = MODELS.build(teacher_cfg(args.quick))
     if args.teacher_ckpt:
         load_net_weights(m.net, args.teacher_ckpt)
@@ -108,6 +135,12 @@ def build_stage1(args: argparse.Namespace) -> torch.nn.Module:
         starts from the perturbed teacher, perturbed again.
     """
     from mmdistill.registry import MODELS
+    if is_ddpm(args):
+        return MODELS.build(dict(
+            type='GuidanceDistiller', teacher=ddpm_teacher_cfg(), w_min=0.0,
+            w_max=4.0, ema=dict(decay=0.999),
+            loss=dict(type='GuidedOutputL2Loss', weighting='snr'))).to(
+                args.device)
     m = MODELS.build(dict(type='GuidanceDistiller',
                           teacher=teacher_cfg(args.quick),
                           teacher_ckpt=args.teacher_ckpt, w_min=0.0,
@@ -132,6 +165,18 @@ def build_stage2(args: argparse.Namespace) -> torch.nn.Module:
         w-conditioned student (``--student-ckpt`` or random).
     """
     from mmdistill.registry import MODELS
+    if is_ddpm(args):
+        from mmdistill.models.adapters.networks import DiffusersUNet2D
+        den = DiffusersUNet2D(pretrained=DDPM_FOLDER, guidance_embed=True)
+        return MODELS.build(dict(
+            type='ProgressiveDistiller',
+            student=dict(type='DiffusersUNet2D', pretrained=DDPM_FOLDER,
+                         guidance_embed=True),
+            teacher_ckpt=args.student_ckpt, num_classes=10,
+            image_shape=(1, 8, 8), num_steps=32, schedule=den.schedule,
+            prediction_type='eps',
+            loss=dict(type='GuidedOutputL2Loss', weighting='snr'))).to(
+                args.device)
     m = MODELS.build(dict(type='ProgressiveDistiller',
                           student=dict(denoiser_cfg(args.quick),
                                        guidance_embed=True),
