@@ -150,7 +150,12 @@ def test_v_student_through_both_stages_and_export(tmp_path):
         'model.num_steps=2', 'train_cfg.max_iters=2',
         'custom_hooks.1.iters_per_stage=1', 'param_scheduler.0.end=1')
     assert code in (0, None), err[-2000:]
-    from mmdistill.apis import load_student
+    # prediction_type=None: stage 2 inherits the recorded parameterisation
+    from mmdistill.apis import load_config, load_student
+    from mmdistill.registry import MODELS
+    cfg = load_config(stage2).model.to_dict()
+    cfg.update(prediction_type=None, teacher_ckpt=str(s1 / 'iter_3.pth'))
+    assert MODELS.build(cfg).prediction_type == 'v'
     st = load_student(str(s2 / 'student_1step.pth'))
     assert st.prediction_type == 'v'
     s1_student = load_student(str(s1 / 'iter_3.pth'))

@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 
 from mmdistill.apis import cli_main  # noqa: E402
 from mmdistill.utils import UserError  # noqa: E402
+from projects.digits.report import load_ddpm_teacher  # noqa: E402
 from projects.digits.stages import run_stage  # noqa: E402
 
 TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
@@ -113,16 +114,6 @@ def load_teacher(config, checkpoint):
     if not osp.isfile(config):
         config = osp.join(ROOT, TEACHER_CFG)
     return init_model(load_config(config), checkpoint)
-
-
-def load_ddpm_teacher(folder):
-    """The CFG teacher of a DDPM folder (the folder alone)."""
-    from mmengine.config import Config
-
-    from mmdistill.apis import init_model
-    return init_model(Config(dict(model=dict(
-        type='DiffusersCFGDiffusion', ema=None,
-        denoiser=dict(type='DiffusersUNet2D', pretrained=folder)))))
 
 
 @cli_main

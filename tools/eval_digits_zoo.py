@@ -3,6 +3,10 @@
     python tools/eval_digits_zoo.py --teacher checkpoints/digits_teacher.pth \
         --students checkpoints --n-main 5000 --n-range 1000
 
+``--teacher-folder checkpoints/ddpm-unet2d-digits --students DIR_EPS DIR_V
+--student-names eps v --tables main`` measures the real-format teacher and
+its students (stage-2 work dirs, their dumped configs).
+
 Main table (``--n-main`` samples, w = 0 and 2): teacher with 256 DDIM steps,
 the same teacher at 1/2/4/8 CFG-DDIM steps, students at 1/2/4/8 steps: FID to
 the real training set, FID to the teacher's 256-step samples (same labels,
@@ -27,8 +31,21 @@ from mmdistill.apis import cli_main  # noqa: E402
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument('--teacher', default='checkpoints/digits_teacher.pth')
-    p.add_argument('--students', default='checkpoints',
-                   help='folder with digits_student_{N}step.pth')
+    p.add_argument('--teacher-folder', default=None,
+                   help='a DDPM folder (diffusers UNet2DModel) as the '
+                   'teacher instead of --teacher')
+    p.add_argument('--students', nargs='+', default=['checkpoints'],
+                   help='folders with digits_student_{N}step.pth (the zoo) '
+                   'or student_{N}step.pth (a stage-2 work dir)')
+    p.add_argument('--student-names', nargs='*', default=None,
+                   help='a row label per --students folder (default: '
+                   "'student')")
+    p.add_argument('--student-config', default=None,
+                   help='config of the students (default: the one dumped '
+                   'in their folder; the zoo folder: '
+                   'configs/progressive/progressive_digits_128to1.py)')
+    p.add_argument('--tables', default='main,range',
+                   help="comma-separated: 'main', 'range'")
     p.add_argument('--n-main', type=int, default=5000)
     p.add_argument('--n-range', type=int, default=1000)
     p.add_argument('--ref-steps', type=int, default=256,
@@ -73,13 +90,17 @@ def render_markdown(rows):
         out += ['### acceptance (w = 0, FID to real vs the 256-step teacher)',
                 '', '| student steps | FID | ratio | target | met |',
                 '|---|---|---|---|---|']
-        for steps, target in ((8, 1.25), (4, 1.5), (1, 4.0)):
-            r = main.get(('student', steps, 0.0))
-            if r:
-                ratio = r['fid_real'] / ref['fid_real']
-                out.append(f'| {steps} | {r["fid_real"]:.2f} | {ratio:.2f}x '
-                           f'| <= {target}x | '
-                           f'{"yes" if ratio <= target else "no"} |')
+        names = sorted({r['model'] for r in rows if r['model'] != 'teacher'})
+        for name in names:
+            for steps, target in ((8, 1.25), (4, 1.5), (1, 4.0)):
+                r = main.get((name, steps, 0.0))
+                if r:
+                    ratio = r['fid_real'] / ref['fid_real']
+                    label = steps if names == ['student'] else \
+                        f'{name}, {steps}'
+                    out.append(f'| {label} | {r["fid_real"]:.2f} | '
+                               f'{ratio:.2f}x | <= {target}x | '
+                               f'{"yes" if ratio <= target else "no"} |')
         out.append('')
     return '\n'.join(out)
 
@@ -111,14 +132,25 @@ def plot_zoo(rows, out):
     return path
 
 
+def folder_hash(folder):
+    """A short hash of a diffusers folder's network weights (the key of its
+    cached reference samples)."""
+    import glob
+
+    from mmdistill.utils import file_sha256
+    files = sorted(glob.glob(osp.join(folder, '*', '*.safetensors')))
+    return '-'.join(file_sha256(f, 6) for f in files) or 'folder'
+
+
 @cli_main
 def main():
     import torch
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    from mmdistill.utils import file_sha256
-    from projects.digits.report import DigitsScorer, load_students
+    from mmdistill.utils import UserError, file_sha256
+    from projects.digits.report import (DigitsScorer, load_ddpm_teacher,
+                                        load_students)
     args = parse_args()
     if args.render:
         with open(osp.join(args.out, 'zoo.json')) as fh:
@@ -130,13 +162,28 @@ def main():
         return
     torch.set_grad_enabled(False)
     os.makedirs(args.out, exist_ok=True)
-    teacher = init_model(Config.fromfile('configs/teacher/cfg_unet_digits.py'),
-                         args.teacher)
-    students = load_students(
-        args.students, 'configs/progressive/progressive_digits_128to1.py')
+    if args.teacher_folder:
+        teacher = load_ddpm_teacher(args.teacher_folder)
+        t_hash = folder_hash(args.teacher_folder)
+    else:
+        teacher = init_model(
+            Config.fromfile('configs/teacher/cfg_unet_digits.py'),
+            args.teacher)
+        t_hash = file_sha256(args.teacher, 12)
+    names = args.student_names or ['student'] * len(args.students)
+    if len(names) != len(args.students):
+        raise UserError(f'{len(names)} --student-names for '
+                        f'{len(args.students)} --students folders; give one '
+                        'name per folder')
+    groups = []
+    for name, folder in zip(names, args.students):
+        config = args.student_config or (
+            'configs/progressive/progressive_digits_128to1.py'
+            if osp.normpath(folder) == 'checkpoints' else None)
+        groups.append((name, load_students(folder, config)))
+    tables = [t for t in args.tables.split(',') if t]
     scorer = DigitsScorer()
     rows = []
-    t_hash = file_sha256(args.teacher, 12)
 
     def cache(steps, w, n):
         return osp.join(args.ref_cache, f'{t_hash}_s{steps}_w{w:g}_n{n}.pt')
@@ -158,6 +205,8 @@ def main():
             ('main', args.n_main, (0.0, 2.0), args.ref_steps),
             ('range', args.n_range, (0.0, 0.5, 1.0, 2.0, 4.0),
              args.range_ref_steps)):
+        if table not in tables:
+            continue
         for w in ws:
             k = 2 if w else 1
             if args.only_refs:
@@ -170,8 +219,9 @@ def main():
                       k * ref_steps, n, None)
             for s in ((1, 2, 4, 8) if table == 'main' else ()):
                 run(table, 'teacher', teacher, s, w, k * s, n, ref)
-            for s, st in students.items():
-                run(table, 'student', st, s, w, s, n, ref)
+            for name, students in groups:
+                for s, st in students.items():
+                    run(table, name, st, s, w, s, n, ref)
 
 
 if __name__ == '__main__':

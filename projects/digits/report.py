@@ -52,6 +52,17 @@ def load_students(folder, config=None):
             for n, path in student_files(folder).items()}
 
 
+def load_ddpm_teacher(folder):
+    """The CFG teacher of a DDPM folder (the folder alone: a diffusers
+    UNet2DModel through ``DiffusersUNet2D``)."""
+    from mmengine.config import Config
+
+    from mmdistill.apis import init_model
+    return init_model(Config(dict(model=dict(
+        type='DiffusersCFGDiffusion', ema=None,
+        denoiser=dict(type='DiffusersUNet2D', pretrained=folder)))))
+
+
 class DigitsScorer:
     """FID / IS / accuracy of generated digits with the digits classifier.
 

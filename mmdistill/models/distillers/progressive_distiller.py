@@ -29,17 +29,22 @@ def check_power_of_two_ratio(n_start: int, n_end: int) -> None:
                         f'{n_end * 2 ** max(ratio.bit_length() - 1, 0)}')
 
 
-def check_stage1_parameterisation(state: dict, prediction_type: str,
-                                  path: str) -> None:
-    """One-line error unless the stage-1 checkpoint's student (its
-    ``student_prediction_code`` / ``readout_progress`` buffers, when
-    recorded) predicts ``prediction_type`` and has finished changing its
-    readout."""
+def check_stage1_parameterisation(state: dict,
+                                  prediction_type: Optional[str],
+                                  path: str) -> Optional[str]:
+    """The parameterisation the stage-1 checkpoint's student records (its
+    ``student_prediction_code`` / ``readout_progress`` buffers; None when
+    not recorded).
+
+    Raises:
+        UserError: it contradicts ``prediction_type`` (None: anything
+            goes), or the student has not finished changing its readout.
+    """
     code = state.get('student_prediction_code')
     if code is None:
-        return
+        return None
     recorded = PREDICTION_TYPES[int(code)]
-    if recorded != prediction_type:
+    if prediction_type is not None and recorded != prediction_type:
         raise UserError(
             f'prediction_type={prediction_type!r} contradicts the stage-1 '
             f'checkpoint {path}, whose student predicts {recorded!r}; set '
@@ -51,6 +56,7 @@ def check_stage1_parameterisation(state: dict, prediction_type: str,
             f'parameterisation (readout at s = {progress:.2f} of 1); train '
             'stage 1 for at least reparam_iters updates and use its last '
             'checkpoint')
+    return recorded
 
 
 @MODELS.register_module()
@@ -81,7 +87,11 @@ class ProgressiveDistiller(BaseCFGDistiller):
         num_classes (int), image_shape (tuple): data description.
         num_steps (int): student steps N at the start (the teacher takes
             2N).
-        schedule (dict), prediction_type (str): as the stage-1 model.
+        schedule (dict): as the stage-1 model.
+        prediction_type (str | None): the student's parameterisation, as
+            the stage-1 student's; None: the one the stage-1 checkpoint
+            records (``student_prediction_type``), 'v' when it records none.
+            A contradiction with the record is an error.
         w_min, w_max (float): guidance range.
         loss (dict): ``GuidedOutputL2Loss`` config.
         p_drop, p_replace (float): conditioning replacement.
@@ -98,7 +108,7 @@ class ProgressiveDistiller(BaseCFGDistiller):
                  image_shape: Sequence[int],
                  teacher_ckpt: Optional[str] = None, num_steps: int = 32,
                  schedule: Union[dict, object] = dict(type='cosine'),
-                 prediction_type: str = 'v', w_min: float = 0.0,
+                 prediction_type: Optional[str] = None, w_min: float = 0.0,
                  w_max: float = 4.0,
                  loss: dict = dict(type='GuidedOutputL2Loss',
                                    weighting='snr_trunc'),
@@ -110,7 +120,8 @@ class ProgressiveDistiller(BaseCFGDistiller):
                      type='DiffusionDataPreprocessor'),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(w_min, w_max, data_preprocessor, init_cfg)
-        if prediction_type not in PREDICTION_TYPES:
+        if prediction_type is not None and \
+                prediction_type not in PREDICTION_TYPES:
             raise UserError(f'prediction_type must be one of '
                             f'{PREDICTION_TYPES}, got {prediction_type!r}')
         if not isinstance(num_steps, int) or num_steps < 1:
@@ -119,14 +130,18 @@ class ProgressiveDistiller(BaseCFGDistiller):
         self.net = MODELS.build(dict(student))
         if hasattr(self.net, 'enable_guidance_embedding'):
             self.net.enable_guidance_embedding()
+        recorded = {}
         if teacher_ckpt is not None:
-            load_net_weights(self.net, teacher_ckpt, 'teacher (stage 1)',
-                             check=lambda state: check_stage1_parameterisation(
-                                 state, prediction_type, teacher_ckpt))
+            load_net_weights(
+                self.net, teacher_ckpt, 'teacher (stage 1)',
+                check=lambda state: recorded.update(
+                    type=check_stage1_parameterisation(
+                        state, prediction_type, teacher_ckpt)))
         self.teacher = freeze(nn.ModuleDict(dict(
             net=copy.deepcopy(self.net))))
         self.schedule = build_schedule(schedule)
-        self.prediction_type = prediction_type
+        self.prediction_type = prediction_type or recorded.get(
+            'type') or 'v'
         self.num_classes, self.image_shape = num_classes, tuple(image_shape)
         self.register_buffer('num_steps', torch.tensor(num_steps))
         self._init_distillation(loss, p_drop, p_replace, ema,
