@@ -230,6 +230,10 @@ def tiny_dit(tmp_path_factory):
         up_block_types=('UpDecoderBlock2D', ) * 2, block_out_channels=(8, 8),
         layers_per_block=1, norm_num_groups=4,
         sample_size=8).save_pretrained(root / 'vae')
+    from diffusers import DDPMScheduler  # DiT's: linear betas, eps
+    DDPMScheduler(beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
+                  prediction_type='epsilon').save_pretrained(
+                      root / 'scheduler')
     from PIL import Image
     rng = np.random.default_rng(0)
     for c in ('cat', 'dog', 'fox'):

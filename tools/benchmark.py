@@ -159,6 +159,9 @@ def main(argv: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
         p for p in (args.teacher_ckpt, args.student_ckpt) if p) if (
         args.teacher_ckpt or args.student_ckpt) else \
         'random weights of the digits architecture'
+    if args.teacher_family == 'ddpm':
+        weights = ('train section: the trained DDPM folder '
+                   'checkpoints/ddpm-unet2d-digits')
     if 'mgd3' in args.sections:
         weights += '; MGD3 section: checkpoints/digits_teacher.pth'
     title = args.title + (' (quick)' if args.quick else '')

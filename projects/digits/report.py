@@ -233,7 +233,9 @@ def plot_fid_vs_nfe(ax, rows, key='fid_real', ws=(0.0, 2.0), floor=None,
                     ylabel='FID to real (classifier features)'):
     """Teacher and student rows' ``key`` against NFE (log-log) on ``ax``,
     one line per model and w; ``floor`` draws the real-test line."""
-    for who, style in (('teacher', 'o--'), ('student', 's-')):
+    names = ['teacher'] + sorted({r['model'] for r in rows} - {'teacher'})
+    for who in names:
+        style = 'o--' if who == 'teacher' else 's-'
         for w in ws:
             pts = sorted((r['nfe'], r[key]) for r in rows
                          if r['model'] == who and r['w'] == w and

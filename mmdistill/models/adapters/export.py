@@ -59,17 +59,8 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
     os.makedirs(out_dir, exist_ok=True)
     net.model.save_pretrained(osp.join(out_dir, sub))
     cfg = dict(
-        format_version=1,
-        network_class=type(net.model).__name__,
-        network_subfolder=sub,
-        num_inference_steps=int(num_steps or model.default_sample.get(
-            'steps', 1)),
-        guidance_default=float(model.default_sample.get('guidance', 0.0)
-                               if guidance is None else guidance),
-        guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
-        'diffusers guidance_scale = 1 + w; w is a network input, one '
-        'evaluation per step',
-        prediction_type=pred,
+        **_sampling_settings(model, type(net.model).__name__, sub, pred,
+                             num_steps, guidance),
         scheduler=dict(net.scheduler_config, prediction_type=
                        PREDICTION_MAP_INV[pred]),
         time_convention='t_i = i / N (i = N..1), timestep = t * K - 1, '
@@ -135,6 +126,23 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
     return cfg
 
 
+def _sampling_settings(model, network_class, subfolder, pred, num_steps,
+                       guidance):
+    """The settings every exported folder records: the network, steps N,
+    the default w and its convention, the prediction type."""
+    return dict(
+        format_version=1, network_class=network_class,
+        network_subfolder=subfolder,
+        num_inference_steps=int(num_steps or model.default_sample.get(
+            'steps', 1)),
+        guidance_default=float(model.default_sample.get('guidance', 0.0)
+                               if guidance is None else guidance),
+        guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
+        'diffusers guidance_scale = 1 + w; w is a network input, one '
+        'evaluation per step',
+        prediction_type=pred)
+
+
 def _save_portable(module, folder):
     """``save_pretrained`` of a :mod:`~mmdistill.models.denoisers.portable`
     model plus the module file diffusers loads it from."""
@@ -172,16 +180,9 @@ def _export_compact(model, net, out_dir, num_steps, guidance):
     _save_portable(copy.deepcopy(net).cpu().float(),
                    osp.join(out_dir, 'unet'))
     cfg = dict(
-        format_version=1, network_class='CompactUNet',
-        network_subfolder='unet',
-        num_inference_steps=int(num_steps or model.default_sample.get(
-            'steps', 1)),
-        guidance_default=float(model.default_sample.get('guidance', 0.0)
-                               if guidance is None else guidance),
-        guidance_convention='Meng: x_w = (1 + w) x_cond - w x_uncond; '
-        'diffusers guidance_scale = 1 + w; w is a network input, one '
-        'evaluation per step',
-        prediction_type=pred, schedule=dict(type='cosine'),
+        **_sampling_settings(model, 'CompactUNet', 'unet', pred, num_steps,
+                             guidance),
+        schedule=dict(type='cosine'),
         time_convention='continuous t in [0, 1], alpha_t = cos(pi t / 2), '
         'sigma_t = sin(pi t / 2); t_i = i / N (i = N..1)',
         sampler='ddim', sample_shape=list(model.image_shape),
