@@ -157,6 +157,7 @@ if __name__ == '__main__':
             tests=parse_requirements('requirements/tests.txt'),
             tensorboard=['tensorboard'],
             text=['transformers'],
+            lora=['peft'],
             all=parse_requirements('requirements/tests.txt') +
             parse_requirements('requirements/optional.txt'),
         ),

@@ -14,6 +14,9 @@ absolute times are supporting detail. Sections (``--sections``):
 - ``eval``: FID of 4-step student samples (classifier features), 1 process
   (1 and 2 threads) vs 2 processes (torchrun, gloo, 1 thread each).
 - ``mgd3``: MGD3 synthesis time of digits IPC 10 with the shipped teacher.
+- ``lora``: LoRA vs full students of the real-format digits teacher
+  (stage 1 and 2): trainable parameters, training state measured and
+  predicted by the memory model, peak RSS, iteration time.
 
 Weights are random (speed does not depend on them) unless checkpoints are
 given. Results are printed and appended as a markdown section to
@@ -37,14 +40,14 @@ if TOOLS not in sys.path:  # imported rather than run as a script
     sys.path.append(TOOLS)
 
 import torch  # noqa: E402
-from benchmarks import (fid_eval, iteration, memory, mgd3,  # noqa: E402
+from benchmarks import (fid_eval, iteration, lora, memory, mgd3,  # noqa: E402
                         sampling)
 from benchmarks.common import (append_section, format_section,  # noqa: E402
                                machine_description)
 
 #: The sections in run order: their modules (``TITLE``, ``run``).
 MODULES = dict(sampling=sampling, train=iteration, memory=memory,
-               eval=fid_eval, mgd3=mgd3)
+               eval=fid_eval, mgd3=mgd3, lora=lora)
 SECTIONS = tuple(MODULES)
 #: The measurements that run in a child process (``--child``).
 CHILDREN = dict(memory=memory.child, eval=fid_eval.child)

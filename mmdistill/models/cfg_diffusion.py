@@ -46,7 +46,9 @@ class EMAMixin:
 
     def _init_ema(self, ema: Optional[dict]) -> None:
         """Create ``net_ema`` (a copy of ``net``; None when ``ema`` is None)
-        and the ``num_updates`` buffer."""
+        and the ``num_updates`` buffer. Frozen parameters of ``net`` (a
+        LoRA student's base weights) are not copied: the EMA holds the same
+        tensors and averages only what trains."""
         self.ema_cfg = {
             **dict(decay=0.999, start_iter=0, warmup=True),
             **(ema or {})
@@ -55,8 +57,12 @@ class EMAMixin:
             raise ValueError(f'ema.decay must be in [0, 1], got '
                              f"{self.ema_cfg['decay']}")
         self.ema_enabled = ema is not None
-        self.net_ema = copy.deepcopy(self.net).requires_grad_(False) \
-            if self.ema_enabled else None
+        self.net_ema = None
+        if self.ema_enabled:
+            frozen = {id(p): p for p in self.net.parameters()
+                      if not p.requires_grad}
+            self.net_ema = copy.deepcopy(self.net, frozen).requires_grad_(
+                False)
         self.register_buffer('num_updates', torch.zeros((), dtype=torch.long))
 
     def host_value(self, name: str) -> Union[int, float]:
@@ -88,11 +94,13 @@ class EMAMixin:
             d = min(d, (1 + n) / (10 + n))
         # one fused call over all tensors instead of a Python loop (pairs
         # as zip() makes them)
-        ema_p, src_p = list(self.net_ema.parameters()), [
-            p.detach() for p in self.net.parameters()]
-        k = min(len(ema_p), len(src_p))
-        if k:
-            torch._foreach_lerp_(ema_p[:k], src_p[:k], 1 - d)
+        # (a tensor both hold, a LoRA student's frozen base, is skipped)
+        pairs = [(e, p.detach()) for e, p in zip(self.net_ema.parameters(),
+                                                 self.net.parameters())
+                 if e is not p]
+        if pairs:
+            ema_p, src_p = map(list, zip(*pairs))
+            torch._foreach_lerp_(ema_p, src_p, 1 - d)
         ema_b, src_b = list(self.net_ema.buffers()), list(self.net.buffers())
         k = min(len(ema_b), len(src_b))
         if k:

@@ -282,7 +282,7 @@ def complete_student_state(own, state, path, what='checkpoint'):
 
 #: distiller buffers that describe the student (kept with its weights)
 STUDENT_BUFFERS = ('num_steps', 'student_prediction_code',
-                   'readout_progress')
+                   'readout_progress', 'student_lora')
 
 
 def load_student_checkpoint(model, ckpt):

@@ -20,7 +20,7 @@ import torch
 from .common import (Log, current_rss_mib, markdown_table, peak_rss_mib, ratio,
                      reset_peak_rss)
 from .models import (build_peer, build_stage1, build_stage2, build_teacher,
-                     make_batch, optim_wrapper_for)
+                     lora_settings, make_batch, optim_wrapper_for)
 from .processes import child_cmd, run_child
 
 TITLE = 'Peak memory of training'
@@ -53,8 +53,11 @@ def child(args: argparse.Namespace) -> None:
         def step(d=data):
             peer.step(d['inputs'], d['data_samples'])
     else:
-        m = dict(stage1=build_stage1, stage2=build_stage2,
-                 teacher=build_teacher)[what](args).train()
+        builders = dict(
+            stage1=build_stage1, stage2=build_stage2, teacher=build_teacher,
+            stage1_lora=lambda a: build_stage1(a, lora_settings()),
+            stage2_lora=lambda a: build_stage2(a, lora_settings()))
+        m = builders[what](args).train()
         ow = optim_wrapper_for(m)
 
         def step(d=data):

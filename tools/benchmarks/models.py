@@ -18,6 +18,7 @@ user of a pretrained diffusers model runs.
 import argparse
 import copy
 import math
+import os.path as osp
 from typing import Any, Dict, Optional
 
 import torch
@@ -123,12 +124,25 @@ def build_teacher(args: argparse.Namespace) -> torch.nn.Module:
     return m.to(args.device)
 
 
-def build_stage1(args: argparse.Namespace) -> torch.nn.Module:
+def lora_settings() -> Dict[str, Any]:
+    """The LoRA student of the digits LoRA configs (``student_lora`` of
+    configs/guided_distill/guided_distill_ddpm_digits_v_lora.py)."""
+    from mmengine.config import Config
+
+    from .common import ROOT
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/guided_distill/guided_distill_ddpm_digits_v_lora.py'))
+    return dict(cfg.model.student_lora)
+
+
+def build_stage1(args: argparse.Namespace,
+                 lora: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
     """The stage-1 distiller (``GuidanceDistiller``, w in [0, 4]).
 
     Args:
         args: the parsed command line (``quick``, ``teacher_ckpt``,
             ``device``).
+        lora: ``student_lora`` settings (the ddpm family only).
 
     Returns:
         The distiller on ``args.device``; without a checkpoint the student
@@ -138,7 +152,7 @@ def build_stage1(args: argparse.Namespace) -> torch.nn.Module:
     if is_ddpm(args):
         return MODELS.build(dict(
             type='GuidanceDistiller', teacher=ddpm_teacher_cfg(), w_min=0.0,
-            w_max=4.0, ema=dict(decay=0.999),
+            w_max=4.0, ema=dict(decay=0.999), student_lora=lora,
             loss=dict(type='GuidedOutputL2Loss', weighting='snr'))).to(
                 args.device)
     m = MODELS.build(dict(type='GuidanceDistiller',
@@ -153,12 +167,14 @@ def build_stage1(args: argparse.Namespace) -> torch.nn.Module:
     return m.to(args.device)
 
 
-def build_stage2(args: argparse.Namespace) -> torch.nn.Module:
+def build_stage2(args: argparse.Namespace,
+                 lora: Optional[Dict[str, Any]] = None) -> torch.nn.Module:
     """The stage-2 distiller (``ProgressiveDistiller``, 32 steps).
 
     Args:
         args: the parsed command line (``quick``, ``student_ckpt``,
             ``device``).
+        lora: ``student_lora`` settings (the ddpm family only).
 
     Returns:
         The distiller on ``args.device``; its teacher is the
@@ -174,7 +190,7 @@ def build_stage2(args: argparse.Namespace) -> torch.nn.Module:
                          guidance_embed=True),
             teacher_ckpt=args.student_ckpt, num_classes=10,
             image_shape=(1, 8, 8), num_steps=32, schedule=den.schedule,
-            prediction_type='eps',
+            prediction_type='eps', student_lora=lora,
             loss=dict(type='GuidedOutputL2Loss', weighting='snr'))).to(
                 args.device)
     m = MODELS.build(dict(type='ProgressiveDistiller',

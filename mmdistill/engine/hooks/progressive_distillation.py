@@ -2,11 +2,13 @@
 import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from mmdistill.registry import HOOKS
 from mmdistill.utils import UserError, atomic_torch_save
+from mmdistill.utils.checkpoint import STUDENT_BUFFERS
 
 
 def halving_stages(
@@ -217,7 +219,9 @@ class ProgressiveDistillationHook(Hook):
         net = model.pick_net('ema')
         state = {f'net.{k}': v.detach().cpu().clone()
                  for k, v in net.state_dict().items()}
-        state['num_steps'] = model.num_steps.detach().cpu().clone()
+        for name in STUDENT_BUFFERS:
+            if isinstance(getattr(model, name, None), torch.Tensor):
+                state[name] = getattr(model, name).detach().cpu().clone()
         path = osp.join(self.save_dir or runner.work_dir,
                         self.filename_tmpl.format(n))
         atomic_torch_save(dict(state_dict=state,

@@ -29,6 +29,7 @@ import torch
 from mmdistill.utils import UserError, atomic_write
 from ..denoisers import portable as _portable
 from ..denoisers.portable import CompactUNet
+from ..lora import lora_layers, unload_lora
 from . import pipeline as _pipeline
 from .networks import (PREDICTION_MAP_INV, DiffusersDiT, DiffusersTextUNet,
                        DiffusersUNet2D)
@@ -44,9 +45,12 @@ def export_student(model, out_dir, num_steps=None, guidance=None,
     / DiffusersCFGDiffusion whose net is a diffusers adapter or mmdistill's
     CompactUNet) to ``out_dir`` as a diffusers pipeline folder
     (``model_index.json``, :class:`MMDistillPipeline`); returns the
-    pipeline config dict."""
+    pipeline config dict. A LoRA student is exported merged (W + (alpha /
+    r) B A, the original architecture)."""
     net = model.pick_net(sample_model) if hasattr(model, 'pick_net') else \
         model.net
+    if lora_layers(net):
+        net = unload_lora(net)
     if isinstance(net, CompactUNet):
         return _export_compact(model, net, out_dir, num_steps, guidance)
     sub = SUBFOLDERS.get(type(net))

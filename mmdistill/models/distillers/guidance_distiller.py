@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 from mmdistill.diffusion import (PREDICTION_TYPES, blended_to_x, cfg_combine,
                                  from_x)
+from mmdistill.models.lora import (LORA_BUFFER, add_lora, check_lora_cfg,
+                                   lora_record, tie_frozen)
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 from .base import BaseCFGDistiller, XFn
@@ -44,6 +46,13 @@ class GuidanceDistiller(BaseCFGDistiller):
     ``student_prediction_code`` (both saved with the weights; stage 2 checks
     them). The student EMA starts averaging at s = 1.
 
+    **LoRA student.** ``student_lora=dict(rank, alpha, target_modules)``
+    (:mod:`mmdistill.models.lora`): the student is the teacher's network with
+    zero-initialised LoRA adapters on the named layers; only the adapters
+    and the guidance embedding train, and the student's frozen base weights
+    are the teacher's tensors (one copy in memory, also for the EMA). The
+    fresh student still equals the conditional teacher exactly.
+
     Args:
         teacher (dict): the teacher's model config (``CFGDiffusion``).
         teacher_ckpt (str | None): its checkpoint (EMA weights preferred).
@@ -60,6 +69,9 @@ class GuidanceDistiller(BaseCFGDistiller):
             cond + uncond call are combined as (1 + w) f_c - w f_u.
         student_prediction_type (str | None): the student's
             parameterisation; None: the teacher's.
+        student_lora (dict | None): ``dict(rank=..., alpha=...,
+            target_modules=[...], dropout=0.0)``: a LoRA student sharing
+            the teacher's frozen weights; None: a full student.
         reparam_iters (int): updates over which the student's readout moves
             from the teacher's parameterisation to
             ``student_prediction_type`` (0: at once; the fresh student then
@@ -81,6 +93,7 @@ class GuidanceDistiller(BaseCFGDistiller):
                  feature_matching: Optional[dict] = None,
                  student_prediction_type: Optional[str] = None,
                  reparam_iters: int = 500,
+                 student_lora: Optional[dict] = None,
                  ema: Optional[dict] = dict(decay=0.999),
                  default_sample: dict = dict(steps=16, guidance=2.0,
                                              sampler='ddim'),
@@ -96,8 +109,13 @@ class GuidanceDistiller(BaseCFGDistiller):
             raise UserError(f'unknown teacher prediction_type '
                             f'{t.prediction_type!r}')
         base = t.net.cond if hasattr(t.net, 'cond') else t.net
+        self.lora_cfg = check_lora_cfg(student_lora)
         self.net = copy.deepcopy(base).requires_grad_(True)
         self.net.enable_guidance_embedding()
+        if self.lora_cfg is not None:
+            add_lora(self.net, self.lora_cfg)
+            tie_frozen(self.net, base)
+            self.register_buffer(LORA_BUFFER, lora_record(self.lora_cfg))
         self.net.train()
         self.schedule = t.schedule
         self.teacher_prediction_type = t.prediction_type

@@ -8,6 +8,10 @@ from torch import Tensor, nn
 
 from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule, ddim_step,
                                  progressive_target)
+from mmdistill.models.lora import (LORA_BUFFER, add_lora, check_lora_cfg,
+                                   fold_lora, is_lora_state, lora_record,
+                                   merged_state_dict, scaling_of_record,
+                                   tie_frozen)
 from mmdistill.models.sampling import GuidedSamplingMixin
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
@@ -59,6 +63,29 @@ def check_stage1_parameterisation(state: dict,
     return recorded
 
 
+def fold_lora_state(state: dict, scaling: Optional[float]) -> dict:
+    """A LoRA network state dict with its update folded into the base
+    weights: ``X.base_layer.weight <- W + scaling B A``, ``B <- 0`` (the
+    same network function; the form in which a LoRA student shares its
+    weights with its teacher).
+
+    Raises:
+        UserError: no ``student_lora`` record (scaling None).
+    """
+    if scaling is None:
+        raise UserError(f'a LoRA student file needs its {LORA_BUFFER} '
+                        'record (rank, alpha); use a file written by '
+                        'mmdistill')
+    merged = merged_state_dict(state, scaling)
+    out = dict(state)
+    for k in state:
+        if '.lora_B.' in k:
+            out[k] = torch.zeros_like(state[k])
+        elif '.base_layer.' in k:
+            out[k] = merged[k.replace('.base_layer.', '.')]
+    return out
+
+
 @MODELS.register_module()
 class ProgressiveDistiller(BaseCFGDistiller):
     """One student step t -> t'' = t - 1/N learns two teacher DDIM steps
@@ -79,6 +106,13 @@ class ProgressiveDistiller(BaseCFGDistiller):
     :class:`ProgressiveDistillationHook` halves it and copies the student
     into the teacher.
 
+    A LoRA student (``student_lora``) starts from the merged stage-1
+    student (a LoRA stage-1 checkpoint is merged, W + (alpha / r) B A) and
+    shares the teacher's frozen weights; at each halving its update is
+    folded into those shared weights (teacher <- student without a copy)
+    and it restarts at B = 0. With an EMA, the student restarts from the
+    EMA (the folded network), not from its raw weights.
+
     Args:
         student (dict): denoiser config of the student (the stage-1
             architecture, ``guidance_embed=True``).
@@ -97,6 +131,8 @@ class ProgressiveDistiller(BaseCFGDistiller):
         p_drop, p_replace (float): conditioning replacement.
         feature_matching (dict | None): feature matching pairs.
         ema (dict | None): student EMA (the paper uses none).
+        student_lora (dict | None): ``dict(rank=..., alpha=...,
+            target_modules=[...])``: a LoRA student (see above).
         default_sample (dict): ``sample()`` defaults; steps default to the
             current N.
         data_preprocessor (dict | nn.Module): the data preprocessor (a
@@ -115,6 +151,7 @@ class ProgressiveDistiller(BaseCFGDistiller):
                  p_drop: float = 0.0, p_replace: float = 0.0,
                  feature_matching: Optional[dict] = None,
                  ema: Optional[dict] = None,
+                 student_lora: Optional[dict] = None,
                  default_sample: dict = dict(guidance=2.0, sampler='ddim'),
                  data_preprocessor: Union[dict, nn.Module] = dict(
                      type='DiffusionDataPreprocessor'),
@@ -139,6 +176,11 @@ class ProgressiveDistiller(BaseCFGDistiller):
                         state, prediction_type, teacher_ckpt)))
         self.teacher = freeze(nn.ModuleDict(dict(
             net=copy.deepcopy(self.net))))
+        self.lora_cfg = check_lora_cfg(student_lora)
+        if self.lora_cfg is not None:
+            add_lora(self.net, self.lora_cfg)
+            tie_frozen(self.net, self.teacher.net)
+            self.register_buffer(LORA_BUFFER, lora_record(self.lora_cfg))
         self.schedule = build_schedule(schedule)
         self.prediction_type = prediction_type or recorded.get(
             'type') or 'v'
@@ -151,9 +193,17 @@ class ProgressiveDistiller(BaseCFGDistiller):
     @torch.no_grad()
     def start_stage(self, num_steps: int) -> None:
         """Begin a halving stage: teacher <- student (EMA if any), student
-        EMA <- student, N <- ``num_steps``."""
+        EMA <- student, N <- ``num_steps``. A LoRA student's update is
+        folded into the weights it shares with the teacher first (B <- 0),
+        and the student restarts as the new teacher."""
         src = self.pick_net('ema')
-        self.teacher.net.load_state_dict(src.state_dict())
+        state = src.state_dict()
+        if self.lora_cfg is not None:
+            fold_lora(src)
+            state = merged_state_dict(src.state_dict(), 0.0)
+            if src is not self.net:
+                self.net.load_state_dict(src.state_dict())
+        self.teacher.net.load_state_dict(state)
         if self.net_ema is not None:
             self.net_ema.load_state_dict(self.net.state_dict())
         self.num_steps.fill_(int(num_steps))
@@ -168,7 +218,14 @@ class ProgressiveDistiller(BaseCFGDistiller):
         net_keys = {k[4:]: v for k, v in state.items()
                     if k.startswith('net.')}
         if net_keys and not any(k.startswith('teacher.') for k in state):
-            state.update({f'teacher.net.{k}': v for k, v in net_keys.items()})
+            if is_lora_state(net_keys):
+                net_keys = fold_lora_state(net_keys, scaling_of_record(
+                    state.get(LORA_BUFFER)))
+                state.update({f'net.{k}': v for k, v in net_keys.items()})
+                plain = merged_state_dict(net_keys, 0.0)
+            else:
+                plain = net_keys
+            state.update({f'teacher.net.{k}': v for k, v in plain.items()})
         if net_keys and self.net_ema is not None and not any(
                 k.startswith('net_ema.') for k in state):
             state.update({f'net_ema.{k}': v for k, v in net_keys.items()})

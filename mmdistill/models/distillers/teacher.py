@@ -23,6 +23,7 @@ from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
+from mmdistill.models.lora import is_lora_state, plain_net_state
 from mmdistill.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmdistill.utils import (UserError, load_into, load_state_dict,
                              sub_state_dict)
@@ -38,7 +39,10 @@ def load_net_weights(net: nn.Module, ckpt_path: str, what: str = 'teacher',
     Takes the first of ``prefixes`` present (EMA first); a bare network
     state dict (no prefix) is accepted too. One-line ``UserError`` when the
     file is missing/unsafe or does not match ``net``. ``check`` is called
-    with the whole state dict first (e.g. to compare recorded settings).
+    with the whole state dict first (e.g. to compare recorded settings). A
+    LoRA student's weights are merged first (W + (alpha / r) B A,
+    :func:`mmdistill.models.lora.plain_net_state`), so ``net`` is the plain
+    architecture.
 
     Returns:
         str: the prefix used ('' for a bare state dict).
@@ -49,6 +53,8 @@ def load_net_weights(net: nn.Module, ckpt_path: str, what: str = 'teacher',
     prefix, sub = sub_state_dict(state, list(prefixes))
     if not sub:
         prefix, sub = '', state
+    elif is_lora_state(sub):
+        sub = plain_net_state(state, prefix, ckpt_path)
     load_into(net, sub, what, ckpt_path)
     return prefix
 
