@@ -58,6 +58,11 @@ def parse_args():
                    help='folder keeping the features of the teacher\'s '
                    'reference samples (keyed by checkpoint hash, steps, w, '
                    'n), so they are generated once')
+    p.add_argument('--ws', default=None,
+                   help="comma-separated w of the main table (default '0,2')")
+    p.add_argument('--students-only', action='store_true',
+                   help='only the student rows, FID to real (no teacher '
+                   'reference: a quick comparison of students at w = 0)')
     p.add_argument('--only-refs', action='store_true',
                    help='only generate the teacher reference samples')
     p.add_argument('--render', action='store_true',
@@ -191,8 +196,8 @@ def main():
     def run(table, name, model, steps, w, nfe, n, ref):
         t0 = time.time()
         r, f = scorer.measure(name, model, n, steps, w, nfe, ref,
-                              cache=cache(steps, w, n) if ref is None
-                              else None, table=table, n=n)
+                              cache=cache(steps, w, n) if ref is None and
+                              name == 'teacher' else None, table=table, n=n)
         rows.append(r)
         print(json.dumps(r), f'({time.time() - t0:.0f}s)', flush=True)
         with open(osp.join(args.out, 'zoo.json'), 'w') as fh:
@@ -201,8 +206,10 @@ def main():
             fh.write(render_markdown(rows))
         return f
 
+    main_ws = tuple(float(w) for w in args.ws.split(',')) if args.ws \
+        else (0.0, 2.0)
     for table, n, ws, ref_steps in (
-            ('main', args.n_main, (0.0, 2.0), args.ref_steps),
+            ('main', args.n_main, main_ws, args.ref_steps),
             ('range', args.n_range, (0.0, 0.5, 1.0, 2.0, 4.0),
              args.range_ref_steps)):
         if table not in tables:
@@ -215,10 +222,13 @@ def main():
                 print(f'reference {ref_steps} steps w={w:g} n={n} ready',
                       flush=True)
                 continue
-            ref = run(table, 'teacher', teacher, ref_steps, w,
-                      k * ref_steps, n, None)
-            for s in ((1, 2, 4, 8) if table == 'main' else ()):
-                run(table, 'teacher', teacher, s, w, k * s, n, ref)
+            if args.students_only:
+                ref = None
+            else:
+                ref = run(table, 'teacher', teacher, ref_steps, w,
+                          k * ref_steps, n, None)
+                for s in ((1, 2, 4, 8) if table == 'main' else ()):
+                    run(table, 'teacher', teacher, s, w, k * s, n, ref)
             for name, students in groups:
                 for s, st in students.items():
                     run(table, name, st, s, w, s, n, ref)

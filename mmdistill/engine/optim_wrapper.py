@@ -48,6 +48,7 @@ import torch.distributed as torch_dist
 from mmengine.logging import MessageHub
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
+from mmdistill.models.sharding import global_norm, shard_optimizer_state
 from mmdistill.registry import OPTIM_WRAPPERS
 from mmdistill.utils import UserError
 
@@ -107,18 +108,17 @@ class NonFiniteGuardMixin:
             yield from group['params']
 
     def _grad_norm(self):
-        """The total gradient norm; non-finite if any gradient is."""
-        norms = [p.grad.detach().float().norm() for p in self._params()
-                 if p.grad is not None]
-        return float(torch.stack(norms).norm()) if norms else 0.0
+        """The total gradient norm (over all shards of a sharded model);
+        non-finite if any gradient is."""
+        return global_norm(p.grad for p in self._params()
+                           if p.grad is not None)
 
     def _weight_norm(self):
         """(total norm, element count) of the optimised weights."""
         ps = [p.detach() for p in self._params()]
         if not ps:
             return 0.0, 0
-        return (float(torch.stack([p.float().norm() for p in ps]).norm()),
-                sum(p.numel() for p in ps))
+        return global_norm(ps), sum(p.numel() for p in ps)
 
     def _agree(self, *flags):
         """Every rank takes the same decisions (max over ranks of each
@@ -242,7 +242,9 @@ class NonFiniteGuardMixin:
             if k in self._history:
                 self._history[k].clear()
                 self._history[k].extend(float(x) for x in v)
-        super().load_state_dict(state_dict)
+        # a gathered checkpoint's moments onto the shards of a sharded model
+        super().load_state_dict(shard_optimizer_state(self.optimizer,
+                                                      state_dict))
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -46,6 +46,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import RUNNERS as _ROOT_RUNNERS
 from mmengine.runner import Runner
 
+from mmdistill.models.sharding import match_state
 from mmdistill.registry import MODEL_WRAPPERS, RUNNERS
 from mmdistill.utils import (UserError, atomic_torch_save, atomic_write,
                              check_finite, complete_student_state,
@@ -130,6 +131,23 @@ class DistillRunner(Runner):
         finally:
             self.release_work_dir()
 
+    def _init_model_weights(self):
+        """``Runner._init_model_weights``: ``init_weights`` and the
+        broadcast of rank 0's tensors, except the shards of a sharded
+        model (each rank holds another part; the wrapper synchronised the
+        full tensors before sharding them)."""
+        from mmengine.dist import broadcast
+        from mmengine.model import is_model_wrapper
+
+        from mmdistill.models.sharding import is_dtensor
+        model = self.model.module if is_model_wrapper(self.model) \
+            else self.model
+        if hasattr(model, 'init_weights'):
+            model.init_weights()
+            for tensor in model.state_dict().values():
+                if not is_dtensor(tensor):
+                    broadcast(tensor)
+
     def build_optim_wrapper(self, optim_wrapper):
         if isinstance(optim_wrapper, dict):
             check_optimizer_cfg(optim_wrapper)
@@ -170,8 +188,10 @@ class DistillRunner(Runner):
 
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
         """``Runner.save_checkpoint`` with an atomic write (temporary file,
-        fsync, rename)."""
-        with _atomic_mmengine_save():
+        fsync, rename). A sharded model (``DistillFSDP``) is gathered first,
+        on every rank, so the main process writes full tensors."""
+        with _gathered_for_save(self.model, self.optim_wrapper), \
+                _atomic_mmengine_save():
             return super().save_checkpoint(out_dir, filename, *args,
                                            **kwargs)
 
@@ -258,6 +278,8 @@ class DistillRunner(Runner):
                 else self.model
             _check_resume_state(filename, checkpoint['state_dict'],
                                 model.state_dict(), revise_keys)
+            checkpoint['state_dict'] = match_state(
+                model, checkpoint['state_dict'])
             self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
             checkpoint = _load_checkpoint_to_model(
                 model, checkpoint, strict, revise_keys=revise_keys)
@@ -286,7 +308,7 @@ class DistillRunner(Runner):
                 'trained with')
         revised = complete_student_state(own, revised, filename)
         check_finite(revised, filename)
-        checkpoint = dict(state_dict=revised)
+        checkpoint = dict(state_dict=match_state(model, revised))
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)
@@ -433,6 +455,29 @@ def latest_complete_checkpoint(work_dir):
         if is_complete_checkpoint(path):
             return path
     return None
+
+
+@contextlib.contextmanager
+def _gathered_for_save(model, optim_wrapper):
+    """While mmengine's (main-process) save runs: the state dicts of a
+    sharded model and of its optimizer are their gathered full versions,
+    computed here on every rank (the all-gathers are collectives)."""
+    if not hasattr(model, 'full_state_dict'):
+        yield
+        return
+    from mmdistill.models.sharding import full_optimizer_state
+    full = model.full_state_dict()
+    patched = [(model.module, 'state_dict', lambda *a, **k: full)]
+    if hasattr(optim_wrapper, 'state_dict'):
+        optim = full_optimizer_state(optim_wrapper.state_dict())
+        patched.append((optim_wrapper, 'state_dict', lambda: optim))
+    for obj, name, fn in patched:
+        setattr(obj, name, fn)
+    try:
+        yield
+    finally:
+        for obj, name, _ in patched:
+            obj.__dict__.pop(name, None)
 
 
 @contextlib.contextmanager

@@ -6,10 +6,10 @@ from .data_preprocessor import DiffusionDataPreprocessor
 from .denoisers import CompactUNet
 from .losses import GuidedOutputL2Loss
 from .sampling import GuidedSamplingMixin
-from .wrappers import DistillDataParallel
+from .wrappers import DistillDataParallel, DistillFSDP
 
 __all__ = [
     'CFGDiffusion', 'CompactUNet', 'DiffusionDataPreprocessor',
-    'DistillDataParallel', 'EMAMixin', 'GuidedOutputL2Loss',
+    'DistillDataParallel', 'DistillFSDP', 'EMAMixin', 'GuidedOutputL2Loss',
     'GuidedSamplingMixin'
 ]

@@ -69,10 +69,13 @@ def predicted_state_bytes(n_teacher: int, n_trained: int,
 def distinct_bytes(tensors: Iterable[torch.Tensor],
                    seen: Optional[set] = None) -> int:
     """Bytes of the distinct storages behind ``tensors`` (a storage shared
-    by several tensors, or already in ``seen``, counted once)."""
+    by several tensors, or already in ``seen``, counted once; of a sharded
+    ``DTensor`` the local shard's)."""
     seen = set() if seen is None else seen
     total = 0
     for t in tensors:
+        if hasattr(t, 'to_local'):  # a DTensor: this rank's shard
+            t = t.to_local()
         s = t.untyped_storage()
         key = (s.data_ptr(), s.nbytes())
         if key not in seen:

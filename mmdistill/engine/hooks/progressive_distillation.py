@@ -6,6 +6,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
+from mmdistill.models.sharding import full_state_dict
 from mmdistill.registry import HOOKS
 from mmdistill.utils import UserError, atomic_torch_save
 from mmdistill.utils.checkpoint import STUDENT_BUFFERS
@@ -214,11 +215,12 @@ class ProgressiveDistillationHook(Hook):
                      done: int) -> None:
         """Write the EMA (else live) student of the N = ``n`` stage, ended
         at iteration ``done``, to ``student_{n}step.pth`` (main process)."""
+        # every rank gathers a sharded student; the main process writes
+        net_state = full_state_dict(model.pick_net('ema'))
         if not is_main_process():
             return
-        net = model.pick_net('ema')
         state = {f'net.{k}': v.detach().cpu().clone()
-                 for k, v in net.state_dict().items()}
+                 for k, v in net_state.items()}
         for name in STUDENT_BUFFERS:
             if isinstance(getattr(model, name, None), torch.Tensor):
                 state[name] = getattr(model, name).detach().cpu().clone()

@@ -19,6 +19,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
+from mmdistill.models.sharding import is_sharded
 from mmdistill.registry import HOOKS
 from mmdistill.utils.image import make_grid, to_rgb
 from mmdistill.utils.rng import preserved_rng
@@ -114,7 +115,10 @@ class SampleGridHook(Hook):
         step = runner.iter + 1
         if step % self.interval and step != runner.max_iters:
             return
-        if not is_main_process():
-            return
         model = getattr(runner.model, 'module', runner.model)
-        runner.visualizer.add_image(self.name, self.draw(model), step=step)
+        # a sharded model samples on every rank (its forward all-gathers)
+        if not is_main_process() and not is_sharded(model):
+            return
+        grid = self.draw(model)
+        if is_main_process():
+            runner.visualizer.add_image(self.name, grid, step=step)

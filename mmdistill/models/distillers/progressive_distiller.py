@@ -13,6 +13,7 @@ from mmdistill.models.lora import (LORA_BUFFER, add_lora, check_lora_cfg,
                                    merged_state_dict, scaling_of_record,
                                    tie_frozen)
 from mmdistill.models.sampling import GuidedSamplingMixin
+from mmdistill.models.sharding import load_matched
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 from .base import BaseCFGDistiller
@@ -203,7 +204,8 @@ class ProgressiveDistiller(BaseCFGDistiller):
             state = merged_state_dict(src.state_dict(), 0.0)
             if src is not self.net:
                 self.net.load_state_dict(src.state_dict())
-        self.teacher.net.load_state_dict(state)
+        # (a sharded student into a replicated teacher: gathered)
+        load_matched(self.teacher.net, state)
         if self.net_ema is not None:
             self.net_ema.load_state_dict(self.net.state_dict())
         self.num_steps.fill_(int(num_steps))
