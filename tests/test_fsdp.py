@@ -166,3 +166,21 @@ def test_fsdp_equals_ddp_halves_the_state_and_resumes(sd):
     _assert_close_states(
         _state(outs['ddp'] / 'student_1step.pth'),
         _state(outs['fsdp'] / 'student_1step.pth'), atol=1e-4)
+
+
+def test_fsdp_refusals_are_one_line():
+    """A LoRA student, a model without a teacher, unknown options and a
+    run without a process group: each a one-line error naming the fix."""
+    from test_lora import LORA, S1, _build
+
+    from mmdistill.models import DistillFSDP
+    from mmdistill.utils import UserError
+    lora = _build(S1, student_lora=LORA)
+    with pytest.raises(UserError, match='LoRA student.*train it with DDP'):
+        DistillFSDP(lora)
+    with pytest.raises(UserError, match='unknown options'):
+        DistillFSDP(lora, shard_teachr=True)
+    with pytest.raises(UserError, match='shards a distiller'):
+        DistillFSDP(torch.nn.Linear(2, 2))
+    with pytest.raises(UserError, match='needs a distributed launch'):
+        DistillFSDP(_build(S1))

@@ -165,6 +165,9 @@ def main(argv: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
     if args.teacher_family == 'ddpm':
         weights = ('train section: the trained DDPM folder '
                    'checkpoints/ddpm-unet2d-digits')
+    if 'lora' in args.sections:
+        weights += ('; LoRA section: the trained DDPM folder '
+                    'checkpoints/ddpm-unet2d-digits')
     if 'mgd3' in args.sections:
         weights += '; MGD3 section: checkpoints/digits_teacher.pth'
     title = args.title + (' (quick)' if args.quick else '')
