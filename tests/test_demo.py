@@ -13,8 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_demo_quick_writes_report(tmp_path):
     wd = tmp_path / 'demo'
+    compact = ['--teacher-type', 'compact']
     r = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
-                        '--work-dir', str(wd)], cwd=ROOT,
+                        '--work-dir', str(wd)] + compact, cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ('report.md', 'report.json', 'samples.png',
@@ -32,7 +33,7 @@ def test_demo_quick_writes_report(tmp_path):
             assert row['nfe'] == 2 * row['steps']
     # a second run reuses the finished stages
     r2 = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
-                         '--work-dir', str(wd)], cwd=ROOT,
+                         '--work-dir', str(wd)] + compact, cwd=ROOT,
                         capture_output=True, text=True)
     assert r2.returncode == 0 and r2.stdout.count('reusing') == 3
 
@@ -73,12 +74,13 @@ def test_demo_stage2_config_gives_n():
 
 @pytest.mark.slow
 def test_demo_quick_on_the_real_format_teacher(tmp_path):
-    """--teacher-type ddpm: a UNet2DModel teacher trained, written as a
-    DDPM folder, both stages read from the folder, the report measures the
-    folder's teacher and the students."""
+    """The default (what `make demo` runs): a UNet2DModel teacher trained,
+    written as a DDPM folder, both stages read from the folder and distil
+    it into a v student, the report measures the folder's teacher and the
+    students."""
     wd = tmp_path / 'demo'
     r = subprocess.run([sys.executable, 'tools/demo.py', '--quick',
-                        '--teacher-type', 'ddpm', '--work-dir', str(wd)],
+                        '--work-dir', str(wd)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     folder = wd / 'teacher' / 'ddpm-folder'
@@ -86,8 +88,9 @@ def test_demo_quick_on_the_real_format_teacher(tmp_path):
               'scheduler/scheduler_config.json'):
         assert (folder / f).is_file(), f
     cfg = open(wd / 'configs' / 'stage1' /
-               'guided_distill_ddpm_digits.py').read()
+               'guided_distill_ddpm_digits_v.py').read()
     assert str(folder) in cfg and 'teacher_ckpt=None' in cfg
+    assert "student_prediction_type='v'" in cfg
     rows = json.load(open(wd / 'report.json'))['rows']
     assert sorted({r['steps'] for r in rows if r['model'] == 'student'}) \
         == [1, 2, 4, 8]

@@ -3,20 +3,23 @@
     teacher (CFG) -> stage 1 (w-conditioned student) -> stage 2 (progressive
     distillation 32 -> 1 steps) -> evaluation report
 
-    python tools/demo.py --work-dir work_dirs/demo
-    python tools/demo.py --teacher-type ddpm --work-dir work_dirs/demo_ddpm
+    python tools/demo.py --work-dir work_dirs/demo      # what `make demo` runs
+    python tools/demo.py --teacher-type compact --work-dir work_dirs/demo_c
 
 Writes ``report.md`` (FID / IS / accuracy per step count and w, NFE, ms per
 image), sample grids and a FID-vs-NFE plot into the work dir. Each stage is
 an ordinary ``tools/train.py`` run of a shipped config; a finished stage is
 reused when the demo is run again.
 
-``--teacher-type ddpm`` runs the same pipeline on the real-format teacher:
-a diffusers ``UNet2DModel`` (eps-prediction, DDPM betas) is trained, written
-as a pretrained DDPM folder (``teacher/ddpm-folder``: model_index.json,
-unet/, scheduler/), and both stages read the teacher from that folder alone
-(``--teacher-ckpt FOLDER`` skips the training, e.g. with the shipped
-``checkpoints/ddpm-unet2d-digits``).
+By default (``--teacher-type ddpm``) the teacher is in the format
+pretrained models ship in, the path users take: a diffusers ``UNet2DModel``
+(eps-prediction, DDPM betas) is trained, written as a pretrained DDPM folder
+(``teacher/ddpm-folder``: model_index.json, unet/, scheduler/), and both
+stages read the teacher from that folder alone, distilling it into a v
+student (``student_prediction_type='v'``: an eps student collapses at one
+step). ``--teacher-ckpt FOLDER`` skips the training, e.g. with the shipped
+``checkpoints/ddpm-unet2d-digits``. ``--teacher-type compact`` runs the
+project's CompactUNet (v-prediction, cosine schedule) instead.
 """
 import argparse
 import json
@@ -36,9 +39,10 @@ TEACHER_CFG = 'configs/teacher/cfg_unet_digits.py'
 STAGE1_CFG = 'configs/guided_distill/guided_distill_digits.py'
 STAGE2_CFG = 'configs/progressive/progressive_digits_32to1.py'
 #: the real-format teacher's pipeline (--teacher-type ddpm)
-DDPM_CFGS = dict(teacher='configs/teacher/ddpm_unet2d_digits.py',
-                 stage1='configs/guided_distill/guided_distill_ddpm_digits.py',
-                 stage2='configs/progressive/progressive_ddpm_digits_32to1.py')
+DDPM_CFGS = dict(
+    teacher='configs/teacher/ddpm_unet2d_digits.py',
+    stage1='configs/guided_distill/guided_distill_ddpm_digits_v.py',
+    stage2='configs/progressive/progressive_ddpm_digits_v_32to1.py')
 
 
 def parse_args(argv=None):
@@ -57,10 +61,11 @@ def parse_args(argv=None):
                    'takes twice as many); a power of two (default: the '
                    "stage-2 config's model.num_steps)")
     p.add_argument('--teacher-type', choices=['compact', 'ddpm'],
-                   default='compact',
-                   help="'compact': the project's CompactUNet (v, cosine); "
-                   "'ddpm': a diffusers UNet2DModel DDPM folder (eps, "
-                   'linear betas), the format of pretrained models')
+                   default='ddpm',
+                   help="'ddpm' (default): a diffusers UNet2DModel DDPM "
+                   'folder (eps, linear betas), the format of pretrained '
+                   "models, distilled into v students; 'compact': the "
+                   "project's CompactUNet (v, cosine)")
     p.add_argument('--teacher-ckpt', default=None,
                    help='use this CFG teacher checkpoint (--teacher-type '
                    'ddpm: a DDPM folder) instead of training one')
@@ -174,6 +179,8 @@ def main():
 
     s1_dir = osp.join(wd, 'stage1')
     s1_ckpt = osp.join(s1_dir, f'iter_{s1_iters}.pth')
+    if real and q:  # a v student finishes its readout change in stage 1
+        teacher_opts['model.reparam_iters'] = max(1, s1_iters // 2)
     run_stage('stage1', stage1_cfg, s1_dir, s1_ckpt, {
         'train_cfg.max_iters': s1_iters,
         'default_hooks.checkpoint.interval': s1_iters,
