@@ -240,3 +240,24 @@ def test_memory_model_predicts_the_measured_state(lora):
     assert got == {k: int(v) for k, v in want.items()}
     if lora:
         assert n_s < 0.2 * n_t
+
+
+def test_lora_on_the_compact_unet_student():
+    """The project's CompactUNet takes LoRA students too (peft matches its
+    layer names): the fresh student is the teacher at w = 0, only the
+    adapters and the guidance embedding train, and the base is shared."""
+    torch.manual_seed(0)
+    m = _build('configs/guided_distill/guided_distill_digits.py',
+               student_lora=dict(rank=4, target_modules=[
+                   'conv1', 'conv2', 'emb', 'qkv', 'out'])).eval()
+    from mmdistill.models.denoisers import CompactUNet
+    assert isinstance(m.net, CompactUNet) and len(lora_layers(m.net)) == 26
+    with torch.no_grad():  # random teacher weights: perturb the zero layers
+        for p in m.teacher.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    z, t, y, _ = _inputs()
+    with torch.no_grad():
+        assert torch.equal(m.x_hat(m.net, z, t, y, torch.zeros(6)),
+                           m.x_hat(m.teacher.net, z, t, y, None))
+    trained = [n for n, p in m.named_parameters() if p.requires_grad]
+    assert all('lora_' in n or 'guidance_emb' in n for n in trained)
