@@ -196,6 +196,32 @@ def is_lora_state(state: Dict[str, Tensor]) -> bool:
     return any('.lora_A.' in k for k in state)
 
 
+def plain_keys(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """A LoRA network state dict with the factors dropped and
+    ``X.base_layer.*`` named ``X.*``: the plain network's state when the
+    update has been folded into the base (B = 0), as after
+    :func:`fold_lora`."""
+    return {k.replace('.base_layer.', '.'): v for k, v in state.items()
+            if not any(f in k for f in ('.lora_A.', '.lora_B.',
+                                        '.lora_dropout.'))}
+
+
+def fold_lora_state(state: Dict[str, Tensor],
+                    scaling: float) -> Dict[str, Tensor]:
+    """:func:`fold_lora` on a LoRA network state dict:
+    ``X.base_layer.weight <- W + scaling B A``, ``B <- 0`` (the same network
+    function; the form in which a LoRA student shares its weights with its
+    teacher)."""
+    merged = merged_state_dict(state, scaling)
+    out = dict(state)
+    for k in state:
+        if '.lora_B.' in k:
+            out[k] = torch.zeros_like(state[k])
+        elif '.base_layer.' in k:
+            out[k] = merged[k.replace('.base_layer.', '.')]
+    return out
+
+
 def merged_state_dict(state: Dict[str, Tensor],
                       scaling: float) -> Dict[str, Tensor]:
     """A LoRA network state dict -> the plain network's: for every layer
@@ -207,11 +233,7 @@ def merged_state_dict(state: Dict[str, Tensor],
             ``X.lora_B.<name>.weight`` besides the plain ones.
         scaling: alpha / r of the adapters.
     """
-    out = {}
-    for k, v in state.items():
-        if '.lora_A.' in k or '.lora_B.' in k or '.lora_dropout.' in k:
-            continue
-        out[k.replace('.base_layer.', '.')] = v
+    out = plain_keys(state)
     for k, a in state.items():
         if '.lora_A.' not in k:
             continue
@@ -231,10 +253,18 @@ def lora_record(cfg: Optional[dict]) -> Tensor:
     return torch.tensor([float(cfg['rank']), float(cfg['alpha'])])
 
 
-def scaling_of_record(record: Optional[Tensor]) -> Optional[float]:
-    """alpha / r from a ``student_lora`` buffer (None: no LoRA)."""
+def recorded_scaling(state: Dict[str, Tensor],
+                     path: str = 'the checkpoint') -> float:
+    """alpha / r from the ``student_lora`` buffer of a state dict that holds
+    LoRA weights.
+
+    Raises:
+        UserError: no record (or a full student's [0, 0]).
+    """
+    record = state.get(LORA_BUFFER)
     if record is None or float(record[0]) == 0:
-        return None
+        raise UserError(f'{path} holds LoRA weights but no {LORA_BUFFER} '
+                        'record (rank, alpha); re-save it with mmdistill')
     return float(record[1]) / float(record[0])
 
 
@@ -251,8 +281,4 @@ def plain_net_state(state: Dict[str, Tensor], prefix: str,
            if k.startswith(prefix)}
     if not is_lora_state(sub):
         return sub
-    scaling = scaling_of_record(state.get(LORA_BUFFER))
-    if scaling is None:
-        raise UserError(f'{path} holds LoRA weights but no {LORA_BUFFER} '
-                        'record (rank, alpha); re-save it with mmdistill')
-    return merged_state_dict(sub, scaling)
+    return merged_state_dict(sub, recorded_scaling(state, path))

@@ -9,8 +9,8 @@ from torch import Tensor, nn
 from mmdistill.diffusion import (PREDICTION_TYPES, build_schedule, ddim_step,
                                  progressive_target)
 from mmdistill.models.lora import (LORA_BUFFER, add_lora, check_lora_cfg,
-                                   fold_lora, is_lora_state, lora_record,
-                                   merged_state_dict, scaling_of_record,
+                                   fold_lora, fold_lora_state, is_lora_state,
+                                   lora_record, plain_keys, recorded_scaling,
                                    tie_frozen)
 from mmdistill.models.sampling import GuidedSamplingMixin
 from mmdistill.models.sharding import load_matched
@@ -62,29 +62,6 @@ def check_stage1_parameterisation(state: dict,
             'stage 1 for at least reparam_iters updates and use its last '
             'checkpoint')
     return recorded
-
-
-def fold_lora_state(state: dict, scaling: Optional[float]) -> dict:
-    """A LoRA network state dict with its update folded into the base
-    weights: ``X.base_layer.weight <- W + scaling B A``, ``B <- 0`` (the
-    same network function; the form in which a LoRA student shares its
-    weights with its teacher).
-
-    Raises:
-        UserError: no ``student_lora`` record (scaling None).
-    """
-    if scaling is None:
-        raise UserError(f'a LoRA student file needs its {LORA_BUFFER} '
-                        'record (rank, alpha); use a file written by '
-                        'mmdistill')
-    merged = merged_state_dict(state, scaling)
-    out = dict(state)
-    for k in state:
-        if '.lora_B.' in k:
-            out[k] = torch.zeros_like(state[k])
-        elif '.base_layer.' in k:
-            out[k] = merged[k.replace('.base_layer.', '.')]
-    return out
 
 
 @MODELS.register_module()
@@ -201,7 +178,7 @@ class ProgressiveDistiller(BaseCFGDistiller):
         state = src.state_dict()
         if self.lora_cfg is not None:
             fold_lora(src)
-            state = merged_state_dict(src.state_dict(), 0.0)
+            state = plain_keys(src.state_dict())
             if src is not self.net:
                 self.net.load_state_dict(src.state_dict())
         # (a sharded student into a replicated teacher: gathered)
@@ -221,10 +198,10 @@ class ProgressiveDistiller(BaseCFGDistiller):
                     if k.startswith('net.')}
         if net_keys and not any(k.startswith('teacher.') for k in state):
             if is_lora_state(net_keys):
-                net_keys = fold_lora_state(net_keys, scaling_of_record(
-                    state.get(LORA_BUFFER)))
+                net_keys = fold_lora_state(net_keys, recorded_scaling(
+                    state, 'the LoRA student file'))
                 state.update({f'net.{k}': v for k, v in net_keys.items()})
-                plain = merged_state_dict(net_keys, 0.0)
+                plain = plain_keys(net_keys)
             else:
                 plain = net_keys
             state.update({f'teacher.net.{k}': v for k, v in plain.items()})
