@@ -32,8 +32,9 @@ def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument('--teacher', default='checkpoints/digits_teacher.pth')
     p.add_argument('--teacher-folder', default=None,
-                   help='a DDPM folder (diffusers UNet2DModel) as the '
-                   'teacher instead of --teacher')
+                   help='a DDPM folder (diffusers UNet2DModel) or a '
+                   'latent DiT folder (transformer/, vae/) as the teacher '
+                   'instead of --teacher')
     p.add_argument('--students', nargs='+', default=['checkpoints'],
                    help='folders with digits_student_{N}step.pth (the zoo) '
                    'or student_{N}step.pth (a stage-2 work dir)')
@@ -154,8 +155,9 @@ def main():
 
     from mmdistill.apis import init_model
     from mmdistill.utils import UserError, file_sha256
-    from projects.digits.report import (DigitsScorer, load_ddpm_teacher,
-                                        load_students)
+    from projects.digits.report import (DigitsScorer, is_dit_folder,
+                                        load_ddpm_teacher, load_students)
+    from projects.digits.vae import downsample_exact
     args = parse_args()
     if args.render:
         with open(osp.join(args.out, 'zoo.json')) as fh:
@@ -187,7 +189,9 @@ def main():
             if osp.normpath(folder) == 'checkpoints' else None)
         groups.append((name, load_students(folder, config)))
     tables = [t for t in args.tables.split(',') if t]
-    scorer = DigitsScorer()
+    # a latent DiT's samples are decoded to 16x16: back to the 8x8 digits
+    latent = bool(args.teacher_folder) and is_dit_folder(args.teacher_folder)
+    scorer = DigitsScorer(postprocess=downsample_exact if latent else None)
     rows = []
 
     def cache(steps, w, n):

@@ -2,6 +2,7 @@
 
     python tools/export.py CONFIG CKPT OUT_DIR [--steps N] [--guidance W]
     python tools/export.py TEACHER_CONFIG TEACHER_CKPT OUT_DIR --layout ddpm
+    python tools/export.py TEACHER_CONFIG TEACHER_CKPT OUT_DIR --layout dit
 
 The folder holds the student network (``save_pretrained``), its guidance
 embedding, the VAE / text encoder of latent models, a scheduler config and
@@ -9,7 +10,10 @@ embedding, the VAE / text encoder of latent models, a scheduler config and
 sampler needing only torch and diffusers); see docs/real_teachers.md.
 ``--layout ddpm`` writes a trained diffusers ``UNet2DModel`` teacher as the
 folder pretrained DDPM models ship in (``model_index.json``, ``unet/``,
-``scheduler/``), the input of the distillation configs.
+``scheduler/``), the input of the distillation configs; ``--layout dit``
+a trained latent ``DiTTransformer2DModel`` teacher with its VAE as the
+DiT-XL-2-256 folder layout (``model_index.json``, ``transformer/``, ``vae/``,
+``scheduler/``).
 """
 import argparse
 
@@ -29,11 +33,13 @@ def parse_args():
     p.add_argument('--guidance', type=float, default=None,
                    help="default guidance w (Meng's convention)")
     p.add_argument('--sample-model', choices=['ema', 'orig'], default='ema')
-    p.add_argument('--layout', choices=['pipeline', 'ddpm'],
+    p.add_argument('--layout', choices=['pipeline', 'ddpm', 'dit'],
                    default='pipeline',
                    help="'pipeline': a distilled student with its sampler "
                    "(default); 'ddpm': a trained UNet2DModel teacher as a "
                    'pretrained DDPM folder (model_index.json, unet/, '
+                   "scheduler/); 'dit': a trained latent DiT teacher as "
+                   'the DiT folder (model_index.json, transformer/, vae/, '
                    'scheduler/)')
     add_common_args(p)
     return p.parse_args()
@@ -51,9 +57,10 @@ def main():
     check_output_folder(args.out_dir, 'OUT_DIR')
     check_finite_arg(args.guidance, '--guidance')
     cfg = load_config(args.config, args.cfg_options)
-    if args.layout == 'ddpm':
+    if args.layout in ('ddpm', 'dit'):
         model = init_model(cfg, args.checkpoint)
-        export_teacher_folder(model, args.out_dir, args.sample_model)
+        export_teacher_folder(model, args.out_dir, args.sample_model,
+                              args.layout)
         print(f'exported the {type(model.net.model).__name__} teacher to '
               f'{args.out_dir}')
         return

@@ -74,8 +74,11 @@ def main():
         print(f"wrote {man['total']} images to {out_dir} in "
               f'{time.time() - t0:.1f} s (fingerprint {man["fingerprint"]})')
     if args.plot:
+        from mmdistill.registry import SYNTHESIS
         from mmdistill.synthesis.visualize import plot_modes
-        print(f'picture: {plot_modes(out_dir, args.plot, real_cfg)}')
+        gen = SYNTHESIS.build(to_plain(cfg.generator))
+        decode = gen.decode if gen.latent else None  # latent modes: decode
+        print(f'picture: {plot_modes(out_dir, args.plot, real_cfg, decode)}')
     if args.evaluate or args.eval_only:
         if 'evaluation' not in cfg:
             raise UserError('the config has no evaluation section')

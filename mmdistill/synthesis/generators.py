@@ -71,6 +71,12 @@ def resolve_model_config(model: Union[str, dict],
     return model, checkpoint
 
 
+def check_sample_model(sample_model: str) -> None:
+    if sample_model not in ('ema', 'orig'):
+        raise UserError(f"sample_model must be 'ema' or 'orig', got "
+                        f'{sample_model!r}')
+
+
 @SYNTHESIS.register_module()
 class CFGModelGenerator:
     """A built CFG model (:class:`~mmdistill.models.CFGDiffusion` or a
@@ -114,9 +120,7 @@ class CFGModelGenerator:
                  vae_batch_size: int = 32) -> None:
         from mmdistill import register_all_modules
         register_all_modules(init_default_scope=False)
-        if sample_model not in ('ema', 'orig'):
-            raise UserError(f"sample_model must be 'ema' or 'orig', got "
-                            f'{sample_model!r}')
+        check_sample_model(sample_model)
         model_cfg, checkpoint = resolve_model_config(model, checkpoint)
         self.model = MODELS.build(model_cfg)
         if checkpoint is not None:
@@ -125,6 +129,13 @@ class CFGModelGenerator:
             raise UserError(f'no checkpoint for the {model_cfg.get("type")} '
                             'model: set checkpoint= to its weights (only '
                             'pretrained diffusers teachers load their own)')
+        self._attach(sample_model, device, class_labels, num_classes,
+                     vae_batch_size)
+
+    def _attach(self, sample_model, device, class_labels, num_classes,
+                vae_batch_size) -> None:
+        """Move the built ``self.model`` to the device and read what
+        sampling needs from it (schedule, shape, classes, VAE)."""
         self.sample_model = sample_model
         self.device = _device(device)
         self.model.to(self.device).eval().requires_grad_(False)
@@ -285,3 +296,63 @@ class DiTLatentGenerator(CFGModelGenerator):
                              dtype),
             device=device, class_labels=class_labels,
             vae_batch_size=vae_batch_size)
+
+
+@SYNTHESIS.register_module()
+class DistilledStudentGenerator(CFGModelGenerator):
+    """A distilled student (a stage-1 or stage-2 checkpoint, e.g.
+    ``student_4step.pth``) as the generator of MGD3: one network
+    evaluation per step instead of the teacher's two,
+
+        x_fn(z, t) = x_S(z, t, y', w),
+
+    the w-conditioned student's clean estimate (``guided_x_fn`` of the
+    distiller). Sampling runs on the student's own grid: the synthesis
+    config sets ``steps`` to the student's N and ``sampler='ddim'`` (the
+    sampler it was distilled for); mode guidance and stop guidance act on
+    its steps as on the teacher's (``mmdistill.synthesis.guidance``). The
+    diffusion space (pixels or the VAE latent) is the distiller's.
+
+    Args:
+        checkpoint: the student file (``net.*``, ``num_steps``).
+        config: the config it was trained with; None: the single config
+            dumped beside ``checkpoint`` (its work dir).
+        sample_model: 'ema' or 'orig' (students of stage 2 have no EMA).
+        device: 'auto', 'cpu' or 'cuda'.
+        class_labels: model label of each data-set class; None: identity.
+        num_classes: checked against the student's class count.
+        vae_batch_size: images per VAE call.
+    """
+
+    def __init__(self, checkpoint: str, config: Optional[str] = None,
+                 sample_model: str = 'ema', device: str = 'auto',
+                 class_labels: Optional[Sequence[int]] = None,
+                 num_classes: Optional[int] = None,
+                 vae_batch_size: int = 32) -> None:
+        import glob
+        import os.path as osp
+
+        from mmdistill import register_all_modules
+        from mmdistill.utils import load_student_checkpoint
+        from mmdistill.utils.config import load_config
+        register_all_modules(init_default_scope=False)
+        check_sample_model(sample_model)
+        if config is None:
+            found = glob.glob(osp.join(osp.dirname(osp.abspath(
+                checkpoint)), '*.py'))
+            if len(found) != 1:
+                raise UserError(f'cannot tell the config of {checkpoint}: '
+                                f'its folder holds {len(found)} config '
+                                'files; set generator.config to the config '
+                                'it was trained with')
+            config = found[0]
+        model_cfg = _plain(load_config(config).model)
+        for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
+            if key in model_cfg:  # sampling needs only the student
+                model_cfg[key] = None
+        self.model = MODELS.build(model_cfg)
+        load_student_checkpoint(self.model, checkpoint)
+        n = getattr(self.model, 'num_steps', None)
+        self.num_steps = int(n) if n is not None else None
+        self._attach(sample_model, device, class_labels, num_classes,
+                     vae_batch_size)

@@ -52,15 +52,27 @@ def load_students(folder, config=None):
             for n, path in student_files(folder).items()}
 
 
+def is_dit_folder(folder):
+    """Whether ``folder`` is a latent DiT folder (``transformer/``)."""
+    return osp.isdir(osp.join(folder, 'transformer'))
+
+
 def load_ddpm_teacher(folder):
-    """The CFG teacher of a DDPM folder (the folder alone: a diffusers
-    UNet2DModel through ``DiffusersUNet2D``)."""
+    """The CFG teacher of a pretrained folder alone: a DDPM folder (a
+    diffusers UNet2DModel through ``DiffusersUNet2D``) or a DiT folder
+    (``DiffusersDiT`` in the latent space of the folder's VAE)."""
     from mmengine.config import Config
 
     from mmdistill.apis import init_model
-    return init_model(Config(dict(model=dict(
-        type='DiffusersCFGDiffusion', ema=None,
-        denoiser=dict(type='DiffusersUNet2D', pretrained=folder)))))
+    if is_dit_folder(folder):
+        model = dict(type='DiffusersCFGDiffusion', ema=None,
+                     denoiser=dict(type='DiffusersDiT', pretrained=folder),
+                     data_preprocessor=dict(type='LatentDataPreprocessor',
+                                            vae=folder))
+    else:
+        model = dict(type='DiffusersCFGDiffusion', ema=None,
+                     denoiser=dict(type='DiffusersUNet2D', pretrained=folder))
+    return init_model(Config(dict(model=model)))
 
 
 class DigitsScorer:

@@ -214,35 +214,60 @@ def student_prediction_type(model, net):
     return getattr(model, 'prediction_type', None) or net.prediction_type
 
 
-def export_teacher_folder(model, out_dir, sample_model='ema'):
-    """Write a trained pixel ``DiffusersCFGDiffusion`` teacher (a
-    ``DiffusersUNet2D`` network) as the folder pretrained DDPM models ship
-    in: ``model_index.json`` (``DDPMPipeline``), ``unet/`` and
-    ``scheduler/`` (``DDPMScheduler`` with the training betas and
-    prediction type). Returns the folder.
+TEACHER_LAYOUTS = {'ddpm': DiffusersUNet2D, 'dit': DiffusersDiT}
+
+
+def export_teacher_folder(model, out_dir, sample_model='ema',
+                          layout='ddpm'):
+    """Write a trained ``DiffusersCFGDiffusion`` teacher as the folder its
+    kind of pretrained model ships in, with ``DDPMScheduler`` holding the
+    training betas and prediction type:
+
+    - ``layout='ddpm'`` (a pixel ``DiffusersUNet2D``): ``model_index.json``
+      (``DDPMPipeline``), ``unet/``, ``scheduler/``;
+    - ``layout='dit'`` (a latent ``DiffusersDiT`` with its VAE):
+      ``model_index.json`` (``DiTPipeline``), ``transformer/``, ``vae/``,
+      ``scheduler/`` (the facebook/DiT-XL-2-256 layout).
+
+    Returns the folder.
 
     Raises:
-        UserError: the model is not a diffusers UNet2DModel teacher.
+        UserError: the model's network does not fit the layout.
     """
-    from diffusers import DDPMPipeline, DDPMScheduler
+    from diffusers import DDPMScheduler
     net = model.pick_net(sample_model) if hasattr(model, 'pick_net') else \
         model.net
-    if not isinstance(net, DiffusersUNet2D) or getattr(
-            net, 'guidance_emb', None) is not None:
-        raise UserError('--layout ddpm writes a diffusers UNet2DModel '
-                        f'teacher; this model\'s network is a '
-                        f'{type(net).__name__}'
-                        + (' with a guidance embedding (a student: use the '
-                           'default pipeline layout)' if isinstance(
-                               net, DiffusersUNet2D) else ''))
+    cls = TEACHER_LAYOUTS[layout]
+    if not isinstance(net, cls) or getattr(net, 'guidance_emb',
+                                           None) is not None:
+        raise UserError(
+            f'--layout {layout} writes a diffusers '
+            f'{cls.model_cls_name} teacher; this model\'s network is a '
+            f'{type(net).__name__}'
+            + (' with a guidance embedding (a student: use the default '
+               'pipeline layout)' if isinstance(net, cls) else ''))
     sc = net.scheduler_config
     keys = ('num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule',
             'trained_betas')
     scheduler = DDPMScheduler(
         **{k: sc[k] for k in keys if sc.get(k) is not None},
-        prediction_type=PREDICTION_MAP_INV[net.prediction_type])
+        prediction_type=PREDICTION_MAP_INV[net.prediction_type],
+        # latents are not in [-1, 1]; pixel folders keep diffusers' default
+        clip_sample=layout == 'ddpm')
     model_cpu = copy.deepcopy(net.model).cpu().float()
-    DDPMPipeline(unet=model_cpu, scheduler=scheduler).save_pretrained(out_dir)
+    if layout == 'ddpm':
+        from diffusers import DDPMPipeline
+        DDPMPipeline(unet=model_cpu,
+                     scheduler=scheduler).save_pretrained(out_dir)
+        return out_dir
+    from diffusers import DiTPipeline
+    vae = getattr(model.data_preprocessor, 'vae', None)
+    if vae is None:
+        raise UserError('--layout dit needs a latent teacher: its '
+                        'data_preprocessor must be a LatentDataPreprocessor '
+                        'with the VAE')
+    DiTPipeline(transformer=model_cpu, vae=copy.deepcopy(vae.vae).cpu(),
+                scheduler=scheduler).save_pretrained(out_dir)
     return out_dir
 
 

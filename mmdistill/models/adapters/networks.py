@@ -243,6 +243,7 @@ class _DiffusersDenoiser(nn.Module):
                                 'model_config= (a new network), not both')
             model = build_from_config(
                 getattr(diffusers, self.model_cls_name), model_config)
+            self.init_new_network(model)
         if model is None:
             model = load_component(
                 getattr(diffusers, self.model_cls_name), pretrained,
@@ -261,6 +262,11 @@ class _DiffusersDenoiser(nn.Module):
 
     def _init_guidance(self):
         pass
+
+    @staticmethod
+    def init_new_network(model):
+        """Initialise a network built from ``model_config`` (diffusers'
+        own initialisation by default)."""
 
     def _setup(self):
         """Family-specific checks and attributes (num_classes, ...)."""
@@ -425,6 +431,34 @@ class DiffusersDiT(_HookedGuidanceMixin, _DiffusersDenoiser):
     family = 'dit'
     subfolder_default = 'transformer'
     model_cls_name = 'DiTTransformer2DModel'
+
+    @staticmethod
+    def init_new_network(model):
+        """DiT's initialisation (Peebles & Xie, section 3.1, adaLN-Zero):
+        Xavier-uniform linear layers and patch projection with zero biases,
+        N(0, 0.02) label table and timestep MLP, and zero adaLN modulation
+        in every block and in the final layer, plus a zero output
+        projection, so that every block starts as the identity and the
+        network's first output is 0."""
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        proj = model.pos_embed.proj
+        nn.init.xavier_uniform_(proj.weight.view(proj.weight.shape[0], -1))
+        nn.init.zeros_(proj.bias)
+        for block in model.transformer_blocks:
+            emb = block.norm1.emb
+            nn.init.normal_(emb.class_embedder.embedding_table.weight,
+                            std=0.02)
+            nn.init.normal_(emb.timestep_embedder.linear_1.weight, std=0.02)
+            nn.init.normal_(emb.timestep_embedder.linear_2.weight, std=0.02)
+            nn.init.zeros_(block.norm1.linear.weight)
+            nn.init.zeros_(block.norm1.linear.bias)
+        for layer in (model.proj_out_1, model.proj_out_2):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def _setup(self):
         cfg = self.model.config
