@@ -41,13 +41,13 @@ if TOOLS not in sys.path:  # imported rather than run as a script
 
 import torch  # noqa: E402
 from benchmarks import (fid_eval, iteration, lora, memory, mgd3,  # noqa: E402
-                        sampling)
+                        mgd3_dit, sampling)
 from benchmarks.common import (append_section, format_section,  # noqa: E402
                                machine_description)
 
 #: The sections in run order: their modules (``TITLE``, ``run``).
 MODULES = dict(sampling=sampling, train=iteration, memory=memory,
-               eval=fid_eval, mgd3=mgd3, lora=lora)
+               eval=fid_eval, mgd3=mgd3, lora=lora, mgd3_dit=mgd3_dit)
 SECTIONS = tuple(MODULES)
 #: The measurements that run in a child process (``--child``).
 CHILDREN = dict(memory=memory.child, eval=fid_eval.child)
@@ -170,6 +170,10 @@ def main(argv: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
                     'checkpoints/ddpm-unet2d-digits')
     if 'mgd3' in args.sections:
         weights += '; MGD3 section: checkpoints/digits_teacher.pth'
+    if 'mgd3_dit' in args.sections:
+        weights += ('; MGD3 DiT section: checkpoints/dit-digits and its '
+                    'students (configs/mgd3/'
+                    'mgd3_dit_digits_ipc10_student*.py)')
     title = args.title + (' (quick)' if args.quick else '')
     cmd = 'python tools/benchmark.py ' + ' '.join(
         osp.basename(a) if osp.isabs(a) else a
