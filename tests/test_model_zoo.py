@@ -65,8 +65,10 @@ def zoo_rows(table='### Main table'):
 
 def metric_values(entry):
     """(model_zoo.md cell, metafile value) for each metric of an entry."""
-    rows = zoo_rows('### Real-format teacher' if entry['Name'].startswith(
-        'ddpm') else '### Main table')
+    rows = zoo_rows(
+        '### Real-format teacher' if entry['Name'].startswith('ddpm') else
+        '### Latent DiT teacher' if entry['Name'].startswith('dit') else
+        '### Main table')
     pairs = []
     for result in entry.get('Results', []):
         metrics = dict(result['Metrics'])
@@ -113,10 +115,12 @@ def test_metafile_entry(entry):
     path = os.path.join(ROOT, entry['Weights'])
     assert os.path.isfile(os.path.join(ROOT, entry['Config']))
     if os.path.isdir(path):  # a diffusers folder: its weights file
-        from diffusers import UNet2DModel
-        UNet2DModel.from_pretrained(path, subfolder='unet')
-        path = os.path.join(path, 'unet', 'diffusion_pytorch_model.'
-                            'safetensors')
+        from diffusers import DiTTransformer2DModel, UNet2DModel
+        sub, cls = (('transformer', DiTTransformer2DModel)
+                    if os.path.isdir(os.path.join(path, 'transformer'))
+                    else ('unet', UNet2DModel))
+        cls.from_pretrained(path, subfolder=sub)
+        path = os.path.join(path, sub, 'diffusion_pytorch_model.safetensors')
     else:
         torch.load(path, map_location='cpu', weights_only=True)
     assert file_sha256(path) == entry['SHA256']
