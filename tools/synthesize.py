@@ -76,7 +76,10 @@ def main():
     if args.plot:
         from mmdistill.registry import SYNTHESIS
         from mmdistill.synthesis.visualize import plot_modes
-        gen = SYNTHESIS.build(to_plain(cfg.generator))
+
+        # the synthesis run's generator; --eval-only builds one
+        gen = syn._gen() if not args.eval_only else SYNTHESIS.build(
+            to_plain(cfg.generator))
         decode = gen.decode if gen.latent else None  # latent modes: decode
         print(f'picture: {plot_modes(out_dir, args.plot, real_cfg, decode)}')
     if args.evaluate or args.eval_only:
