@@ -5,6 +5,7 @@ import os
 import torch
 
 from mmdistill.utils import UserError, load_into, load_state_dict
+from mmdistill.utils.config import without_teacher_files
 
 
 def init_model(cfg, checkpoint=None, device='cpu', cfg_options=None):
@@ -81,17 +82,6 @@ def as_config(cfg, cfg_options=None):
     return cfg
 
 
-def without_teacher_files(cfg):
-    """A copy of a distiller config that loads no teacher weights
-    (``teacher_ckpt`` / ``uncond_teacher_ckpt`` set to None): sampling uses
-    only the student."""
-    cfg = copy.deepcopy(cfg)
-    for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
-        if key in cfg.model:
-            cfg.model[key] = None
-    return cfg
-
-
 def load_student(checkpoint, config=None, device='cpu'):
     """Build a distiller and load its student from ``checkpoint``.
 
@@ -113,20 +103,10 @@ def load_student(checkpoint, config=None, device='cpu'):
         UserError: no config found, or the file does not hold a complete
             student of this config.
     """
-    import glob
-    import os.path as osp
-
     from mmdistill.utils import load_student_checkpoint
-    from mmdistill.utils.config import load_config
+    from mmdistill.utils.config import config_beside, load_config
     if config is None:
-        found = sorted(glob.glob(osp.join(osp.dirname(osp.abspath(
-            checkpoint)), '*.py')))
-        if len(found) != 1:
-            raise UserError(
-                f'cannot tell the config of {checkpoint}: its folder holds '
-                f'{len(found)} config files; pass the config it was trained '
-                'with')
-        config = found[0]
+        config = config_beside(checkpoint)
     cfg = without_teacher_files(load_config(config) if isinstance(
         config, str) else config)
     model = init_model(cfg)

@@ -329,27 +329,17 @@ class DistilledStudentGenerator(CFGModelGenerator):
                  class_labels: Optional[Sequence[int]] = None,
                  num_classes: Optional[int] = None,
                  vae_batch_size: int = 32) -> None:
-        import glob
-        import os.path as osp
-
         from mmdistill import register_all_modules
         from mmdistill.utils import load_student_checkpoint
-        from mmdistill.utils.config import load_config
+        from mmdistill.utils.config import (config_beside, load_config,
+                                            without_teacher_files)
         register_all_modules(init_default_scope=False)
         check_sample_model(sample_model)
         if config is None:
-            found = glob.glob(osp.join(osp.dirname(osp.abspath(
-                checkpoint)), '*.py'))
-            if len(found) != 1:
-                raise UserError(f'cannot tell the config of {checkpoint}: '
-                                f'its folder holds {len(found)} config '
-                                'files; set generator.config to the config '
-                                'it was trained with')
-            config = found[0]
-        model_cfg = _plain(load_config(config).model)
-        for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
-            if key in model_cfg:  # sampling needs only the student
-                model_cfg[key] = None
+            config = config_beside(checkpoint, 'set generator.config to the '
+                                   'config it was trained with')
+        # sampling needs only the student
+        model_cfg = without_teacher_files(_plain(load_config(config).model))
         self.model = MODELS.build(model_cfg)
         load_student_checkpoint(self.model, checkpoint)
         n = getattr(self.model, 'num_steps', None)

@@ -1,5 +1,7 @@
 """Config loading with one-line errors (used by the tools and by library
 code that takes a config path)."""
+import copy
+import glob
 import os
 
 from .errors import UserError
@@ -38,6 +40,38 @@ def load_config(path, cfg_options=()):
         cfg.merge_from_dict(opts)
         if any(k.split('.')[0] == 'custom_imports' for k in opts):
             import_custom_modules(cfg.get('custom_imports'))
+    return cfg
+
+
+def config_beside(checkpoint, hint='pass the config it was trained with'):
+    """The config a training run dumped beside ``checkpoint``: the single
+    ``*.py`` file of the checkpoint's folder (its work dir).
+
+    Args:
+        checkpoint (str): a checkpoint path.
+        hint (str): the fix named in the error (how the caller's user passes
+            a config instead).
+
+    Raises:
+        UserError: the folder holds no config file or more than one.
+    """
+    folder = os.path.dirname(os.path.abspath(checkpoint))
+    found = sorted(glob.glob(os.path.join(folder, '*.py')))
+    if len(found) != 1:
+        raise UserError(f'cannot tell the config of {checkpoint}: its folder '
+                        f'holds {len(found)} config files; {hint}')
+    return found[0]
+
+
+def without_teacher_files(cfg):
+    """A copy of a distiller config (or of its ``model`` dict) that loads
+    no teacher weights (``teacher_ckpt`` / ``uncond_teacher_ckpt`` set to
+    None): sampling uses only the student."""
+    cfg = copy.deepcopy(cfg)
+    model = cfg['model'] if isinstance(cfg.get('model'), dict) else cfg
+    for key in ('teacher_ckpt', 'uncond_teacher_ckpt'):
+        if key in model:
+            model[key] = None
     return cfg
 
 
