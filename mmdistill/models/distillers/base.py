@@ -26,7 +26,8 @@ from mmdistill.models.sampling import GuidedSamplingMixin
 from mmdistill.registry import MODELS
 from mmdistill.utils import UserError
 from .conditioning import ConditionProvider, ConditionReplacer
-from .teacher import FrozenTeacherMixin, check_w_range, per_sample_uniform
+from .teacher import (FrozenTeacherMixin, check_p_w_min, check_w_range,
+                      sample_guidance)
 
 XFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -63,7 +64,8 @@ class BaseCFGDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
     One training example (:meth:`loss`), in this order of random draws:
 
         t   = sample_t(B)                     (stage-specific)
-        w   ~ U[w_min, w_max]                 per sample
+        w   ~ U[w_min, w_max]                 per sample (w = w_min with
+                                              probability p_w_min)
         eps ~ N(0, I),  z_t = alpha_t x + sigma_t eps
         y'  = replace(y)                      (p_drop, p_replace)
         x~  = teacher_target(z_t, t, y', w)   (stage-specific, no gradient)
@@ -83,15 +85,20 @@ class BaseCFGDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         w_max: upper end of the guidance range.
         data_preprocessor: config or module of the data preprocessor.
         init_cfg: mmengine's weight initialisation config.
+        p_w_min: fraction of the samples trained at w = w_min exactly
+            (see :func:`~.teacher.sample_guidance`); 0: w ~ U[w_min, w_max]
+            for all, as in Meng et al.
     """
 
     def __init__(self, w_min: float, w_max: float,
                  data_preprocessor: Union[dict, nn.Module],
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 p_w_min: float = 0.0) -> None:
         super().__init__(data_preprocessor=build_preprocessor(
             data_preprocessor), init_cfg=init_cfg)
         check_w_range(w_min, w_max)
         self.w_min, self.w_max = float(w_min), float(w_max)
+        self.p_w_min = check_p_w_min(p_w_min)
 
     def _init_distillation(self, loss: dict, p_drop: float,
                            p_replace: float, ema: Optional[dict],
@@ -181,7 +188,8 @@ class BaseCFGDistiller(FrozenTeacherMixin, EMAMixin, GuidedSamplingMixin,
         """
         b = x.shape[0]
         t = self.sample_t(b, x.device, x.dtype)
-        w = per_sample_uniform(b, self.w_min, self.w_max, x.device)
+        w = sample_guidance(b, self.w_min, self.w_max, self.p_w_min,
+                            x.device)
         eps = torch.randn_like(x)
         alpha, sigma = self.schedule.alpha_sigma(t)
         z = bcast(alpha, x) * x + bcast(sigma, x) * eps

@@ -60,6 +60,8 @@ class GuidanceDistiller(BaseCFGDistiller):
             unconditional teacher network (pair form).
         uncond_teacher_ckpt (str | None): its checkpoint.
         w_min, w_max (float): guidance range of w ~ U[w_min, w_max].
+        p_w_min (float): fraction of each batch at w = w_min exactly (an
+            anchor of the unguided output; 0: all w ~ U[w_min, w_max]).
         loss (dict): ``GuidedOutputL2Loss`` config.
         p_drop, p_replace (float): conditioning replacement probabilities
             (see :mod:`.conditioning`); the teacher target uses the replaced
@@ -87,6 +89,7 @@ class GuidanceDistiller(BaseCFGDistiller):
                  uncond_teacher: Optional[dict] = None,
                  uncond_teacher_ckpt: Optional[str] = None,
                  w_min: float = 0.0, w_max: float = 4.0,
+                 p_w_min: float = 0.0,
                  loss: dict = dict(type='GuidedOutputL2Loss',
                                    weighting='snr_trunc'),
                  p_drop: float = 0.0, p_replace: float = 0.0,
@@ -101,7 +104,8 @@ class GuidanceDistiller(BaseCFGDistiller):
                  data_preprocessor: Union[dict, nn.Module] = dict(
                      type='DiffusionDataPreprocessor'),
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(w_min, w_max, data_preprocessor, init_cfg)
+        super().__init__(w_min, w_max, data_preprocessor, init_cfg,
+                         p_w_min)
         self.teacher = build_cfg_teacher(teacher, teacher_ckpt,
                                          uncond_teacher, uncond_teacher_ckpt)
         t = self.teacher

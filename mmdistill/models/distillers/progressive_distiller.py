@@ -105,6 +105,8 @@ class ProgressiveDistiller(BaseCFGDistiller):
             records (``student_prediction_type``), 'v' when it records none.
             A contradiction with the record is an error.
         w_min, w_max (float): guidance range.
+        p_w_min (float): fraction of each batch at w = w_min exactly (an
+            anchor of the unguided output; 0: all w ~ U[w_min, w_max]).
         loss (dict): ``GuidedOutputL2Loss`` config.
         p_drop, p_replace (float): conditioning replacement.
         feature_matching (dict | None): feature matching pairs.
@@ -124,6 +126,7 @@ class ProgressiveDistiller(BaseCFGDistiller):
                  schedule: Union[dict, object] = dict(type='cosine'),
                  prediction_type: Optional[str] = None, w_min: float = 0.0,
                  w_max: float = 4.0,
+                 p_w_min: float = 0.0,
                  loss: dict = dict(type='GuidedOutputL2Loss',
                                    weighting='snr_trunc'),
                  p_drop: float = 0.0, p_replace: float = 0.0,
@@ -134,7 +137,8 @@ class ProgressiveDistiller(BaseCFGDistiller):
                  data_preprocessor: Union[dict, nn.Module] = dict(
                      type='DiffusionDataPreprocessor'),
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(w_min, w_max, data_preprocessor, init_cfg)
+        super().__init__(w_min, w_max, data_preprocessor, init_cfg,
+                         p_w_min)
         if prediction_type is not None and \
                 prediction_type not in PREDICTION_TYPES:
             raise UserError(f'prediction_type must be one of '

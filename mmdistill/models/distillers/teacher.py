@@ -234,6 +234,36 @@ def check_w_range(w_min: float, w_max: float) -> None:
                         f'(1+w) x_c - w x_u), got {w_min}')
 
 
+def check_p_w_min(p: float) -> float:
+    """One-line error unless 0 <= p_w_min < 1."""
+    if not 0.0 <= float(p) < 1.0:
+        raise UserError(f'p_w_min must be in [0, 1), got {p!r} (the '
+                        'fraction of each batch trained at w = w_min; 0 '
+                        'samples every w from U[w_min, w_max])')
+    return float(p)
+
+
+def sample_guidance(b: int, low: float, high: float, p_low: float,
+                    device: torch.device,
+                    generator: Optional[torch.Generator] = None
+                    ) -> torch.Tensor:
+    """Per-sample guidance weights, shape (B,):
+
+        w = low              with probability p_low,
+        w ~ U[low, high]     otherwise.
+
+    The atom at ``low`` (w = 0: the conditional teacher itself) keeps the
+    student's unguided output anchored to the teacher's; with
+    ``p_low = 0`` this is :func:`per_sample_uniform` (the same random
+    draws).
+    """
+    w = per_sample_uniform(b, low, high, device, generator)
+    if p_low > 0:
+        u = torch.rand(b, generator=generator).to(device)
+        w = torch.where(u < p_low, torch.full_like(w, low), w)
+    return w
+
+
 def per_sample_uniform(b: int, low: float, high: float,
                        device: torch.device,
                        generator: Optional[torch.Generator] = None
