@@ -161,15 +161,46 @@ def explain(e):
     return None
 
 
+def shutdown_distributed(finished):
+    """Tear the default process group down before the interpreter exits.
+
+    A gloo group left to the interpreter's shutdown can abort the process
+    ("terminate called without an active exception", exit 134) while its
+    worker threads are destroyed, turning a finished run into a failed
+    rank. After a finished run every rank waits for the others (a barrier),
+    so none closes its connections while a peer still talks to it. After a
+    failure only a gloo group is destroyed (locally, no collective); NCCL's
+    is left to the exit.
+
+    Args:
+        finished (bool): whether this rank's command returned normally.
+    """
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    elif dist.get_backend() != 'gloo':
+        return
+    dist.destroy_process_group()
+
+
 def cli_main(fn):
     """Run ``fn()``; bad input ends with ``error: <one line>`` and exit 2
-    (the traceback only with ``--debug``)."""
+    (the traceback only with ``--debug``). A process group the command
+    started is shut down before the exit (:func:`shutdown_distributed`)."""
 
     @functools.wraps(fn)
     def wrapper():
         debug = '--debug' in sys.argv
+        finished = False
         try:
-            return fn()
+            result = fn()
+            finished = True
+            return result
         except KeyboardInterrupt:
             print('interrupted', file=sys.stderr)
             sys.exit(130)
@@ -179,5 +210,7 @@ def cli_main(fn):
                 raise
             print(f'error: {line}', file=sys.stderr)
             sys.exit(2)
+        finally:
+            shutdown_distributed(finished)
 
     return wrapper
