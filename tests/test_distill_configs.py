@@ -144,14 +144,46 @@ def test_progressive_configs_found():
 def test_progressive_config_names(path):
     """progressive_<data>_<N_start>to<N_end>.py: the first student takes
     N_start = model.num_steps steps (set only there), the last N_end; one
-    halving schedule of iters_per_stage per N fills max_iters."""
+    halving schedule of iters_per_stage per N fills max_iters, or an
+    explicit ``stages`` list (N halving from N_start to N_end) whose
+    lengths fill it, with the one-stage scheduler written for the first."""
     n_start, n_end = map(int, re.search(r'_(\d+)to(\d+)\.py$',
                                         path).groups())
     cfg = load_config(os.path.join(ROOT, path))
     hook = progressive_hook(cfg)
     assert cfg.model.type == 'ProgressiveDistiller'
-    assert cfg.model.num_steps == n_start and hook.n_end == n_end
     assert 'n_start' not in hook
     halvings = (n_start // n_end).bit_length()
+    if 'stages' in hook:
+        ns = [n for n, _ in hook.stages]
+        assert cfg.model.num_steps == ns[0] == n_start and ns[-1] == n_end
+        assert ns == [n_start >> k for k in range(halvings)]
+        assert cfg.train_cfg.max_iters == sum(k for _, k in hook.stages)
+        assert cfg.param_scheduler[0].end == hook.stages[0][1]
+        return
+    assert cfg.model.num_steps == n_start and hook.n_end == n_end
     assert cfg.train_cfg.max_iters == halvings * hook.iters_per_stage
     assert cfg.param_scheduler[0].end == hook.iters_per_stage
+
+
+@pytest.mark.parametrize('stage1,stage2', [
+    ('guided_distill_ddpm_digits_v_anchor',
+     'progressive_ddpm_digits_v_anchor_128to1'),
+    ('guided_distill_dit_digits_v_anchor',
+     'progressive_dit_digits_v_anchor_128to1'),
+])
+def test_anchored_v_recipes(stage1, stage2):
+    """The anchored recipes: half of each batch at w = 0 in both stages, a
+    stage 1 of 3000 iterations whose lr schedule spans it, and a stage 2
+    that starts from that run's last checkpoint by default."""
+    s1 = load_config(os.path.join(ROOT, 'configs', 'guided_distill',
+                                  f'{stage1}.py'))
+    s2 = load_config(os.path.join(ROOT, 'configs', 'progressive',
+                                  f'{stage2}.py'))
+    n = s1.train_cfg.max_iters
+    assert n == 3000 and s1.param_scheduler[0].end == n
+    assert s1.model.p_w_min == s2.model.p_w_min == 0.5
+    assert s1.model.student_prediction_type == 'v'
+    keys = s1.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
+    assert keys.get('guidance_emb', {}).get('lr_mult', 1.0) == 1.0
+    assert s2.model.teacher_ckpt == f'work_dirs/{stage1}/iter_{n}.pth'

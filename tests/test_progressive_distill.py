@@ -252,13 +252,14 @@ def _train(repo_root, cfg, work_dir, *extra):
         capture_output=True, text=True, timeout=300)
 
 
-def _write_cfg(tmp_path, repo_root, exit_after=None):
+def _write_cfg(tmp_path, repo_root, exit_after=None, stages=None):
     save_stage1(tmp_path / 's1.pth', num_classes=10)
     base = os.path.join(repo_root, 'configs', 'progressive',
                         'progressive_digits_32to1.py')
+    sched = dict(stages=stages) if stages else dict(n_end=1,
+                                                    iters_per_stage=3)
     hooks = [dict(type='PortableCheckpointHook'),
-             dict(type='ProgressiveDistillationHook', n_end=1,
-                  iters_per_stage=3)]
+             dict(type='ProgressiveDistillationHook', **sched)]
     if exit_after:
         hooks.append(dict(type='ExitAtIterHook', exit_after=exit_after))
     name = f'cfg_{exit_after}.py'
@@ -278,16 +279,23 @@ default_hooks = dict(checkpoint=dict(interval=4), logger=dict(interval=1))
 
 
 @pytest.mark.slow
-def test_kill_and_resume_is_exact(tmp_path, repo_root):
-    full = _train(repo_root, _write_cfg(tmp_path, repo_root), tmp_path / 'a')
+@pytest.mark.parametrize('stages', [None, [(4, 3), (2, 2), (1, 4)]],
+                         ids=['equal', 'stretched'])
+def test_kill_and_resume_is_exact(tmp_path, repo_root, stages):
+    """Killed after iteration 7, resumed from iteration 4 (inside the
+    second stage, whose scheduler is stretched when the stages differ in
+    length): the same weights, students and scheduler state."""
+    full = _train(repo_root, _write_cfg(tmp_path, repo_root, stages=stages),
+                  tmp_path / 'a')
     assert full.returncode == 0, full.stderr[-3000:]
     for n in (4, 2, 1):
         assert (tmp_path / 'a' / f'student_{n}step.pth').is_file()
-    killed = _train(repo_root, _write_cfg(tmp_path, repo_root, 7),
+    killed = _train(repo_root, _write_cfg(tmp_path, repo_root, 7, stages),
                     tmp_path / 'b')
     assert killed.returncode == 3, killed.stderr[-3000:]
     assert not (tmp_path / 'b' / 'iter_8.pth').exists()
-    resumed = _train(repo_root, _write_cfg(tmp_path, repo_root),
+    resumed = _train(repo_root, _write_cfg(tmp_path, repo_root,
+                                           stages=stages),
                      tmp_path / 'b', '--resume')
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'Advance dataloader 4 steps' in resumed.stdout + resumed.stderr
@@ -302,8 +310,10 @@ def test_kill_and_resume_is_exact(tmp_path, repo_root):
         sb = torch.load(tmp_path / 'b' / f'student_{n}step.pth',
                         weights_only=True)['state_dict']
         assert all(torch.equal(v, sb[k]) for k, v in sa.items())
-    assert a['param_schedulers'][0]['last_step'] == \
-        b['param_schedulers'][0]['last_step']
+    sa, sb = a['param_schedulers'][0], b['param_schedulers'][0]
+    assert sa['last_step'] == sb['last_step']
+    # the last stage's span: 3 iterations, or stretched to 4
+    assert sa['end'] == sb['end'] == (4 if stages else 3)
 
 
 @pytest.mark.slow
@@ -337,3 +347,42 @@ def test_student_file_loads_strictly(tmp_path):
     lab = torch.tensor([0, 1])
     assert torch.equal(fresh.sample(lab, noise=z, guidance=1.0),
                        m.sample(lab, noise=z, guidance=1.0))
+
+
+@pytest.mark.parametrize('kind', ['linear', 'cosine'])
+def test_unequal_stages_stretch_the_one_stage_scheduler(kind):
+    """param_scheduler describes the first stage; a stage three times as
+    long gets the lr curve of a scheduler freshly built for its length."""
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+
+    def make(end, opt):
+        if kind == 'linear':
+            return LinearLR(opt, start_factor=1.0, end_factor=0.0, begin=0,
+                            end=end, by_epoch=False)
+        return CosineAnnealingLR(opt, T_max=end, begin=0, end=end,
+                                 by_epoch=False)
+
+    def lrs(opt, sched, n):
+        out = []
+        for _ in range(n):
+            out.append(opt.param_groups[0]['lr'])
+            opt.step(), sched.step()
+        return out
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = make(10, opt)
+    runner = SimpleNamespace(optim_wrapper=SimpleNamespace(optimizer=opt),
+                             param_schedulers=[sched])
+    first = lrs(opt, sched, 10)
+    ProgressiveDistillationHook.restart_optimization(runner, 30 / 10)
+    long = lrs(opt, sched, 30)
+    ProgressiveDistillationHook.restart_optimization(runner, 10 / 10)
+    again = lrs(opt, sched, 10)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ref_long = lrs(ref_opt, make(30, ref_opt), 30)
+    assert long == pytest.approx(ref_long, abs=1e-12)
+    assert again == pytest.approx(first, abs=1e-12)
+    # analytic: mmengine's linear factor runs over end - begin - 1 steps
+    half = 0.1 * (1 - 15 / 29) if kind == 'linear' else 0.05
+    assert long[15] == pytest.approx(half, abs=1e-12)

@@ -5,6 +5,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
+from mmengine.optim.scheduler.param_scheduler import INF
 
 from mmdistill.models.sharding import full_state_dict
 from mmdistill.registry import HOOKS
@@ -52,6 +53,32 @@ def halving_stages(
     return out
 
 
+def stretch_scheduler(sched: Any, ratio: float) -> None:
+    """Give a parameter scheduler written for the first stage (length L_0)
+    the span of a stage of length L_k = ratio * L_0:
+
+        begin_k = round(ratio * begin_0),  end_k = round(ratio * end_0),
+
+    and the quantities mmengine derives from them (``total_iters = end -
+    begin - 1`` of the linear / poly schedulers, ``T_max`` of the cosine
+    one). The first-stage span is kept on the scheduler (``_stage_span``,
+    saved with its state, so a resumed run stretches from the same base);
+    an open ``end`` (mmengine's INF) stays open.
+    """
+    base = getattr(sched, '_stage_span', None)
+    if base is None:
+        base = (sched.begin, sched.end, getattr(sched, 'T_max', None))
+        sched._stage_span = base
+    begin, end, t_max = base
+    sched.begin = int(round(begin * ratio))
+    if end < INF:
+        sched.end = int(round(end * ratio))
+    if hasattr(sched, 'total_iters'):
+        sched.total_iters = sched.end - sched.begin - 1
+    if t_max is not None:
+        sched.T_max = max(1, int(round(t_max * ratio)))
+
+
 @HOOKS.register_module()
 class ProgressiveDistillationHook(Hook):
     """Drives a :class:`ProgressiveDistiller` through its halving stages.
@@ -66,7 +93,10 @@ class ProgressiveDistillationHook(Hook):
        optimizer state (Adam moments) is cleared, every parameter scheduler
        restarts from its initial value as if freshly built (so
        ``param_scheduler`` describes ONE stage: e.g. LinearLR from
-       ``begin=0`` to ``end=iters_per_stage``).
+       ``begin=0`` to ``end=iters_per_stage``). With ``stages`` of unequal
+       lengths it describes the FIRST stage and is stretched to each
+       stage's length L_k: begin, end (and T_max) times L_k / L_0, see
+       :func:`stretch_scheduler`.
 
     The stage is a function of the iteration count and N lives in the
     model's ``num_steps`` buffer, and the restart happens before the
@@ -206,7 +236,8 @@ class ProgressiveDistillationHook(Hook):
         if k + 1 < len(self.stages):
             n_next = self.stages[k + 1][0]
             model.start_stage(n_next)
-            self.restart_optimization(runner)
+            self.restart_optimization(
+                runner, self.stages[k + 1][1] / self.stages[0][1])
             runner.logger.info(
                 f'progressive distillation: {n}-step student saved; '
                 f'teacher <- student, N {n} -> {n_next} at iteration {done}')
@@ -233,11 +264,12 @@ class ProgressiveDistillationHook(Hook):
         runner.logger.info(f'saved {n}-step student to {path}')
 
     @staticmethod
-    def restart_optimization(runner: Any) -> None:
+    def restart_optimization(runner: Any, length_ratio: float = 1.0) -> None:
         """Clear optimizer state (and the divergence check's loss history)
         and rebuild-equivalently reset every
         parameter scheduler (value <- initial value, counters <- -1, one
-        ``step()`` as in the scheduler's constructor)."""
+        ``step()`` as in the scheduler's constructor), its span stretched
+        to a stage ``length_ratio`` times as long as the first."""
         wrappers = runner.optim_wrapper
         wrappers = list(wrappers.values()) if hasattr(
             wrappers, 'values') else [wrappers]
@@ -252,6 +284,7 @@ class ProgressiveDistillationHook(Hook):
         scheds = [s for v in scheds.values() for s in v] if isinstance(
             scheds, dict) else list(scheds)
         for s in scheds:
+            stretch_scheduler(s, length_ratio)
             for g in s.optimizer.param_groups:
                 g[s.param_name] = g[f'initial_{s.param_name}']
         for s in scheds:
