@@ -1,12 +1,13 @@
 # Stage 1 of the latent DiT's v student, anchored at w = 0: the recipe of
-# guided_distill_dit_digits_v.py, twice as long (3000 iterations, lr 1e-3
-# linearly to 0) and with half of each batch at w = 0 exactly (p_w_min = 0.5,
-# the target there is the conditional teacher itself), so the student keeps
-# the teacher's unguided output while it learns w in (0, 4]. Stage 2:
-# progressive_dit_digits_v_anchor_128to1.py.
+# guided_distill_dit_digits_v.py, twice as long (3000 iterations, lr 3e-4
+# linearly to 0) and with three quarters of each batch at w = 0 exactly
+# (p_w_min = 0.75, the target there is the conditional teacher itself), so
+# the student keeps the teacher's unguided output while it learns w in
+# (0, 4]. Stage 2: progressive_dit_digits_v_anchor_128to1.py.
 #   python tools/train.py configs/guided_distill/guided_distill_dit_digits_v_anchor.py
 _base_ = ['./guided_distill_dit_digits_v.py']
-model = dict(p_w_min=0.5)
+model = dict(p_w_min=0.75)
+optim_wrapper = dict(optimizer=dict(lr=3e-4))
 train_cfg = dict(max_iters=3000)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False,

@@ -1,18 +1,18 @@
 # Stage 2 of the anchored latent DiT student
-# (guided_distill_dit_digits_v_anchor.py): 128 -> 1 steps with half of each
-# batch at w = 0 (p_w_min = 0.5) and the few-step halvings three times as
-# long (500 iterations for the 128- to 16-step students, 1500 for 8 to 1:
-# the 8-step student gains most from them). param_scheduler describes the
-# first stage; the hook stretches it to each stage's length.
+# (guided_distill_dit_digits_v_anchor.py): 128 -> 1 steps with three
+# quarters of each batch at w = 0 (p_w_min = 0.75) and longer few-step
+# halvings: 500 iterations for the 128-, 64- and 32-step students, 1500 for
+# 16, 3000 for 8 and 4, 1500 for 2 and 1 (12000 in all). param_scheduler
+# describes the first stage; the hook stretches it to each stage's length.
 #   python tools/train.py configs/progressive/progressive_dit_digits_v_anchor_128to1.py \
 #       --cfg-options model.teacher_ckpt=<stage-1 checkpoint>
 _base_ = ['./progressive_dit_digits_v_128to1.py']
 model = dict(
     teacher_ckpt='work_dirs/guided_distill_dit_digits_v_anchor/iter_3000.pth',
-    p_w_min=0.5)
-stages = [(128, 500), (64, 500), (32, 500), (16, 500),
-          (8, 1500), (4, 1500), (2, 1500), (1, 1500)]
-train_cfg = dict(max_iters=8000)
+    p_w_min=0.75)
+stages = [(128, 500), (64, 500), (32, 500), (16, 1500),
+          (8, 3000), (4, 3000), (2, 1500), (1, 1500)]
+train_cfg = dict(max_iters=12000)
 custom_hooks = [
     dict(type='PortableCheckpointHook'),
     dict(type='ProgressiveDistillationHook', stages=stages),
