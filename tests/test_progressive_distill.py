@@ -142,6 +142,26 @@ def test_start_stage_copies_student_to_teacher(tmp_path):
     assert len(calls) == 2  # defaults to the current N, one eval per step
 
 
+def test_stage_change_restarts_the_ema_warmup(tmp_path):
+    """At a stage change the EMA restarts from the student and its warm-up
+    d_n = min(d, (1 + n) / (10 + n)) counts from the stage's start: the
+    first update of the new stage uses d_1 = 2 / 11, as a run started from
+    the previous stage's student file would."""
+    m, _ = build(tmp_path, ema=dict(decay=0.999))
+    for _ in range(5):
+        m.update_ema()
+    randomize(m.net, seed=3)
+    m.start_stage(2)
+    before = [p.clone() for p in m.net.parameters()]
+    with torch.no_grad():
+        for p in m.net.parameters():
+            p.add_(1.0)
+    m.update_ema()
+    d1 = 2 / 11
+    for b, pe, p in zip(before, m.net_ema.parameters(), m.net.parameters()):
+        assert torch.allclose(pe, d1 * b + (1 - d1) * p)
+
+
 def test_host_mirror_of_step_and_update_counters(tmp_path):
     """N and the EMA update count are read on the host without a per-call
     sync, yet follow every change: a stage change, load_state_dict, EMA

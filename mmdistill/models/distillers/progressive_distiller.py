@@ -175,9 +175,12 @@ class ProgressiveDistiller(BaseCFGDistiller):
     @torch.no_grad()
     def start_stage(self, num_steps: int) -> None:
         """Begin a halving stage: teacher <- student (EMA if any), student
-        EMA <- student, N <- ``num_steps``. A LoRA student's update is
-        folded into the weights it shares with the teacher first (B <- 0),
-        and the student restarts as the new teacher."""
+        EMA <- student with its update count reset (the EMA warm-up and
+        ``start_iter`` count from the stage's start, as in a run started
+        from the previous stage's student file), N <- ``num_steps``. A
+        LoRA student's update is folded into the weights it shares with the
+        teacher first (B <- 0), and the student restarts as the new
+        teacher."""
         src = self.pick_net('ema')
         state = src.state_dict()
         if self.lora_cfg is not None:
@@ -189,6 +192,7 @@ class ProgressiveDistiller(BaseCFGDistiller):
         load_matched(self.teacher.net, state)
         if self.net_ema is not None:
             self.net_ema.load_state_dict(self.net.state_dict())
+        self.num_updates.zero_()
         self.num_steps.fill_(int(num_steps))
 
     def load_state_dict(self, state_dict: dict, strict: bool = True,
