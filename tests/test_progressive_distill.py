@@ -262,6 +262,38 @@ def test_explicit_n_start_must_agree_with_the_model(tmp_path):
         listed.before_train(_runner(m))
 
 
+def test_first_stage_schedule_must_span_the_first_stage(tmp_path):
+    """param_scheduler describes the first stage: a schedule that ends
+    before it (the lr would sit at 0 for the rest) or after it is a one-line
+    error naming the fix; a matching one (and an open end) passes."""
+    from mmengine.optim.scheduler import ConstantLR, LinearLR
+    m, _ = build(tmp_path, num_steps=4)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+    def runner(end):
+        sched = LinearLR(opt, start_factor=1.0, end_factor=0.0, begin=0,
+                         end=end, by_epoch=False)
+        return SimpleNamespace(model=m, iter=0, max_iters=20,
+                               param_schedulers=[sched])
+
+    for end in (3, 8):
+        hook = ProgressiveDistillationHook(stages=[(4, 5), (2, 10)])
+        hook.before_run(runner(end))
+        with pytest.raises(UserError, match=f'param_scheduler ends at '
+                           f'iteration {end} but the first halving stage '
+                           r'\(N=4\) is 5 iterations long; set '
+                           'param_scheduler end=5'):
+            hook.before_train(runner(end))
+    ok = ProgressiveDistillationHook(stages=[(4, 5), (2, 10)])
+    ok.before_run(runner(5))
+    ok.before_train(runner(5))
+    assert int(m.num_steps) == 4
+    open_end = SimpleNamespace(model=m, iter=0, max_iters=20,
+                               param_schedulers=[ConstantLR(
+                                   opt, factor=1.0, by_epoch=False)])
+    ok.before_train(open_end)
+
+
 def _train(repo_root, cfg, work_dir, *extra):
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([repo_root,

@@ -210,6 +210,7 @@ class ProgressiveDistillationHook(Hook):
         self._check_model(model)
         n = self.stages[self.stage_at(runner.iter)][0]
         if runner.iter == 0:
+            self._check_first_stage_schedule(runner)
             model.num_steps.fill_(n)
         elif int(model.num_steps) != n:
             raise UserError(
@@ -217,6 +218,27 @@ class ProgressiveDistillationHook(Hook):
                 f'but the halving schedule expects N={n} at iteration '
                 f'{runner.iter}; resume with the config of the interrupted '
                 'run')
+
+    def _check_first_stage_schedule(self, runner: Any) -> None:
+        """``param_scheduler`` describes the first stage (the others are
+        stretched from it): its longest finite span must end where the first
+        stage does, or the first student trains at a finished (e.g. zero)
+        or unfinished learning rate. One-line ``UserError`` otherwise."""
+        scheds = getattr(runner, 'param_schedulers', None)
+        if not scheds:
+            return
+        scheds = [s for v in scheds.values() for s in v] if isinstance(
+            scheds, dict) else list(scheds)
+        ends = [getattr(s, '_stage_span', (None, s.end))[1] for s in scheds]
+        ends = [int(e) for e in ends if e < INF]
+        first = self.stages[0][1]
+        if ends and max(ends) != first:
+            raise UserError(
+                f'param_scheduler ends at iteration {max(ends)} but the '
+                f'first halving stage (N={self.stages[0][0]}) is {first} '
+                f'iterations long; set param_scheduler end={first} (it '
+                'describes the first stage, the hook stretches it to the '
+                'others)')
 
     def before_train_iter(self, runner: Any, batch_idx: int,
                           data_batch: Any = None) -> None:
