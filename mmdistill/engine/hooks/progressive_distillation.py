@@ -79,6 +79,16 @@ def stretch_scheduler(sched: Any, ratio: float) -> None:
         sched.T_max = max(1, int(round(t_max * ratio)))
 
 
+def param_schedulers(runner: Any) -> List[Any]:
+    """The runner's parameter schedulers as one flat list (mmengine keeps a
+    list, or a dict of lists for several optimizers; none: empty)."""
+    scheds = getattr(runner, 'param_schedulers', None)
+    if not scheds:
+        return []
+    return [s for v in scheds.values() for s in v] if isinstance(
+        scheds, dict) else list(scheds)
+
+
 @HOOKS.register_module()
 class ProgressiveDistillationHook(Hook):
     """Drives a :class:`ProgressiveDistiller` through its halving stages.
@@ -224,12 +234,8 @@ class ProgressiveDistillationHook(Hook):
         stretched from it): its longest finite span must end where the first
         stage does, or the first student trains at a finished (e.g. zero)
         or unfinished learning rate. One-line ``UserError`` otherwise."""
-        scheds = getattr(runner, 'param_schedulers', None)
-        if not scheds:
-            return
-        scheds = [s for v in scheds.values() for s in v] if isinstance(
-            scheds, dict) else list(scheds)
-        ends = [getattr(s, '_stage_span', (None, s.end))[1] for s in scheds]
+        ends = [getattr(s, '_stage_span', (None, s.end))[1]
+                for s in param_schedulers(runner)]
         ends = [int(e) for e in ends if e < INF]
         first = self.stages[0][1]
         if ends and max(ends) != first:
@@ -300,11 +306,7 @@ class ProgressiveDistillationHook(Hook):
             # a new stage has a new target: its losses start afresh
             if hasattr(ow, 'reset_divergence_history'):
                 ow.reset_divergence_history()
-        scheds = runner.param_schedulers
-        if scheds is None:
-            return
-        scheds = [s for v in scheds.values() for s in v] if isinstance(
-            scheds, dict) else list(scheds)
+        scheds = param_schedulers(runner)
         for s in scheds:
             stretch_scheduler(s, length_ratio)
             for g in s.optimizer.param_groups:
