@@ -166,23 +166,23 @@ def test_progressive_config_names(path):
     assert cfg.param_scheduler[0].end == hook.iters_per_stage
 
 
-@pytest.mark.parametrize('stage1,stage2', [
+@pytest.mark.parametrize('stage1,stage2,n_stage1,p_w_min', [
     ('guided_distill_ddpm_digits_v_anchor',
-     'progressive_ddpm_digits_v_anchor_128to1'),
+     'progressive_ddpm_digits_v_anchor_128to1', 6000, 0.75),
     ('guided_distill_dit_digits_v_anchor',
-     'progressive_dit_digits_v_anchor_128to1'),
+     'progressive_dit_digits_v_anchor_128to1', 3000, 0.75),
 ])
-def test_anchored_v_recipes(stage1, stage2):
-    """The anchored recipes: 3/4 of each batch at w = 0 in both stages, a
-    stage 1 of 3000 iterations whose lr schedule spans it, and a stage 2
-    that starts from that run's last checkpoint by default."""
+def test_anchored_v_recipes(stage1, stage2, n_stage1, p_w_min):
+    """The anchored recipes: the same share of each batch at w = 0 in both
+    stages, a stage 1 of the documented length whose lr schedule spans it,
+    and a stage 2 that starts from that run's last checkpoint by default."""
     s1 = load_config(os.path.join(ROOT, 'configs', 'guided_distill',
                                   f'{stage1}.py'))
     s2 = load_config(os.path.join(ROOT, 'configs', 'progressive',
                                   f'{stage2}.py'))
     n = s1.train_cfg.max_iters
-    assert n == 3000 and s1.param_scheduler[0].end == n
-    assert s1.model.p_w_min == s2.model.p_w_min == 0.75
+    assert n == n_stage1 and s1.param_scheduler[0].end == n
+    assert s1.model.p_w_min == s2.model.p_w_min == p_w_min
     assert s1.model.student_prediction_type == 'v'
     keys = s1.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
     assert keys.get('guidance_emb', {}).get('lr_mult', 1.0) == 1.0

@@ -10,7 +10,7 @@
 #       --cfg-options model.teacher_ckpt=<stage-1 checkpoint>
 _base_ = ['./progressive_ddpm_digits_v_32to1.py']
 model = dict(
-    teacher_ckpt='work_dirs/guided_distill_ddpm_digits_v_anchor/iter_3000.pth',
+    teacher_ckpt='work_dirs/guided_distill_ddpm_digits_v_anchor/iter_6000.pth',
     num_steps=128,
     p_w_min=0.75)
 stages = [(128, 500), (64, 500), (32, 500), (16, 1500),
