@@ -170,7 +170,7 @@ def test_progressive_config_names(path):
     ('guided_distill_ddpm_digits_v_anchor',
      'progressive_ddpm_digits_v_anchor_128to1', 6000, 0.75),
     ('guided_distill_dit_digits_v_anchor',
-     'progressive_dit_digits_v_anchor_128to1', 3000, 0.75),
+     'progressive_dit_digits_v_anchor_128to1', 6000, 0.9),
 ])
 def test_anchored_v_recipes(stage1, stage2, n_stage1, p_w_min):
     """The anchored recipes: the same share of each batch at w = 0 in both
