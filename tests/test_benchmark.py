@@ -118,7 +118,7 @@ def test_plain_peer_loss_equals_guidance_distiller_loss():
     ref = s1.loss(data['inputs'], data['data_samples'])['loss']
     torch.manual_seed(3)
     got = peer.step(data['inputs'], data['data_samples'])
-    assert float(got.detach()) == pytest.approx(float(ref), rel=1e-5)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
 
 
 @pytest.mark.slow
